@@ -1,0 +1,57 @@
+# embedkit — top-level entry points.  Quick start: `make run`, `make test`.
+#
+#   make deps       install missing Debian packages (apt-get when root,
+#                   otherwise print the exact command)
+#   make build      configure + build (build/ek, build/libembedkit.{a,so})
+#   make models     generate the bundled default model (random weights)
+#   make run        deps + build + models, then embed the bundled sample texts
+#   make test       deps + build, then the test suite (CTest + cmocka)
+#   make test-asan  the same suite under AddressSanitizer + UBSan (build-asan/)
+#   make test-clang build with clang -Werror (warnings check) and run the suite
+
+BUILD ?= build
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+DEBIAN_PACKAGES = build-essential cmake pkg-config libdnnl-dev libutf8proc-dev \
+                  libcjson-dev libcmocka-dev
+DEFAULT_MODEL = $(BUILD)/models/default
+
+.PHONY: all deps build models run test test-asan test-clang clean
+
+all: build
+
+deps:
+	@sh tools/deps.sh $(DEBIAN_PACKAGES)
+
+$(BUILD)/CMakeCache.txt:
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release
+
+build: deps $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j $(JOBS)
+
+models: build
+	@sh tools/make_test_models.sh $(BUILD)/ek-genmodel $(BUILD)/models . default
+
+run: models
+	@echo "== model (bundled default: RANDOM weights, for trying embedkit out) =="
+	$(BUILD)/ek info --model $(DEFAULT_MODEL)
+	@echo "== embedding examples/sentences.txt =="
+	$(BUILD)/ek embed --model $(DEFAULT_MODEL) < examples/sentences.txt | cut -c1-160
+	@echo "== cosine similarity matrix =="
+	$(BUILD)/ek similarity --model $(DEFAULT_MODEL) \
+	    "A man is eating food." "A man is eating a piece of bread." "The sky is blue."
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+test-asan: deps
+	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DEK_SANITIZE=ON
+	cmake --build build-asan -j $(JOBS)
+	cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	    ctest --output-on-failure -j $(JOBS)
+
+test-clang: deps
+	CC=clang cmake -S . -B build-clang -DCMAKE_BUILD_TYPE=Release
+	cmake --build build-clang -j $(JOBS)
+
+clean:
+	rm -rf $(BUILD) build-asan build-clang

@@ -1,0 +1,36 @@
+/* model/forward.h — the BERT encoder forward pass on packed sequences.
+ *
+ * Sequences are packed back to back (no padding): token t of sequence s is
+ * row seq_start[s] + t.  Dense layers run once over all rows (one GEMM), and
+ * attention runs per sequence with its own length, so an input's result never
+ * depends on the rest of the batch and padding costs nothing. */
+#ifndef EK_MODEL_FORWARD_H
+#define EK_MODEL_FORWARD_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "base/err.h"
+#include "model/bert.h"
+
+typedef struct ek_fwd_batch {
+    const int32_t *ids;        /* [total] token ids */
+    const int32_t *type_ids;   /* [total] or NULL (all 0) */
+    const int32_t *seq_start;  /* [n_seq + 1], seq_start[0] = 0 */
+    int n_seq;
+} ek_fwd_batch;
+
+/* Bytes of scratch memory ek_bert_forward needs for this batch shape. */
+size_t ek_bert_forward_scratch_size(const ek_bert_config *cfg, int total_tokens,
+                                    int max_seq_len, int threads);
+
+/* Runs the encoder.  hidden_out: [total][H] last hidden states.
+ * attn_first (may be NULL): [total]; for each sequence, the last layer's
+ * attention probabilities of its first token over its tokens, averaged over
+ * heads (the weights of EK_POOL_ATTENTION).  scratch: at least
+ * ek_bert_forward_scratch_size bytes, 64-byte aligned.  Returns EK_OK or an
+ * error (token id out of range, sequence longer than max_pos...). */
+int ek_bert_forward(const ek_bert_weights *w, const ek_fwd_batch *batch,
+                    float *hidden_out, float *attn_first, void *scratch,
+                    int threads, ek_err *e);
+
+#endif

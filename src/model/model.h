@@ -1,0 +1,55 @@
+/* model/model.h — a loaded sentence-transformers model: the tokenizer, the
+ * BERT weights, and the modules after it (Pooling, Dense, Normalize), read
+ * from a model directory as users download it. */
+#ifndef EK_MODEL_MODEL_H
+#define EK_MODEL_MODEL_H
+
+#include "base/err.h"
+#include "embedkit.h"
+#include "model/bert.h"
+#include "model/safetensors.h"
+#include "text/tokenizer.h"
+
+#define EK_MAX_DENSE 4
+#define EK_MAX_PROMPTS 32
+
+typedef struct ek_dense_layer {
+    const float *w;       /* [out][in] */
+    const float *b;       /* [out] or NULL */
+    int in, out;
+    int act;              /* see ek_op_dense */
+    ek_safetensors st;
+    float *owned;         /* converted copy, if any */
+} ek_dense_layer;
+
+struct ek_model {
+    char dir[4096];
+    ek_tokenizer *tok;
+    ek_safetensors st;
+    ek_bert_weights w;
+    float *owned;          /* f32 copies (converted or fused qkv) */
+    size_t owned_floats;
+    ek_dtype weights_dtype;
+
+    unsigned pooling_mask; /* bits of ek_pooling */
+    int include_prompt;
+    int pool_dim;          /* word_embedding_dimension * number of modes */
+    ek_dense_layer dense[EK_MAX_DENSE];
+    int n_dense;
+    int normalize;
+    int max_seq_length;
+    int do_lower_case;
+
+    char *prompt_name[EK_MAX_PROMPTS];
+    char *prompt_text[EK_MAX_PROMPTS];
+    int n_prompts;
+    char *default_prompt_name;
+
+    int generated_random;
+    char note[256];
+};
+
+int ek_model_load_dir(const char *dir, struct ek_model **out, ek_err *e);
+void ek_model_destroy(struct ek_model *m);
+
+#endif
