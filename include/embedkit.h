@@ -155,6 +155,8 @@ typedef struct ek_embed_options {
     int batch_size;         /* inputs per forward pass; 0 = 32 */
     int max_batch_tokens;   /* tokens per forward pass; 0 = 8192 */
     const char *prompt;     /* prepended to every text (NULL: none) */
+    size_t index_base;      /* added to input indices in error messages, for
+                               callers that stream inputs in chunks */
 } ek_embed_options;
 
 /* Fills opts with the defaults (model pooling and Normalize, right truncation,

@@ -18,17 +18,16 @@ typedef struct ek_dense_layer {
     const float *b;       /* [out] or NULL */
     int in, out;
     int act;              /* see ek_op_dense */
-    ek_safetensors st;
-    float *owned;         /* converted copy, if any */
+    char activation[64];  /* as in 2_Dense/config.json */
 } ek_dense_layer;
 
 struct ek_model {
     char dir[4096];
     ek_tokenizer *tok;
     ek_safetensors st;
+    ek_safetensors dense_st[EK_MAX_DENSE];
     ek_bert_weights w;
-    float *owned;          /* f32 copies (converted or fused qkv) */
-    size_t owned_floats;
+    char name_prefix[8];   /* "" or "bert." */
     ek_dtype weights_dtype;
 
     unsigned pooling_mask; /* bits of ek_pooling */
@@ -36,7 +35,16 @@ struct ek_model {
     int pool_dim;          /* word_embedding_dimension * number of modes */
     ek_dense_layer dense[EK_MAX_DENSE];
     int n_dense;
-    int normalize;
+    int normalize;         /* a Normalize module is present */
+    /* Modules after Pooling, in modules.json order: index into dense[], or
+     * -1 for Normalize. */
+    int steps[EK_MAX_DENSE + 2];
+    int n_steps;
+    int has_modules_json;  /* 0: plain HF model, sentence-transformers'
+                              defaults (mean pooling) apply */
+    float **owned;         /* f32 copies (converted dtypes, fused QKV) */
+    int n_owned, cap_owned;
+    int n_layers_alloc;
     int max_seq_length;
     int do_lower_case;
 

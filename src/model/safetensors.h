@@ -8,11 +8,14 @@
 #include <stdint.h>
 #include "base/err.h"
 
-typedef enum { EK_DT_F32 = 0, EK_DT_F16 = 1, EK_DT_BF16 = 2 } ek_dtype;
+/* EK_DT_OTHER: a dtype embedkit cannot compute with (I64 position_ids
+ * buffers, F64...): kept in the table, refused only if a needed tensor. */
+typedef enum { EK_DT_F32 = 0, EK_DT_F16 = 1, EK_DT_BF16 = 2, EK_DT_OTHER = 3 } ek_dtype;
 
 typedef struct ek_st_tensor {
     char *name;
     ek_dtype dtype;
+    char dtype_name[8];    /* as written in the header */
     int ndim;
     int64_t shape[4];
     const void *data;      /* inside the mapping */

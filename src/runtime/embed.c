@@ -1,0 +1,408 @@
+/* runtime/embed.c — text in, embeddings out: tokenization, length-sorted
+ * token-budget batching, the forward pass, pooling and the
+ * sentence-transformers head (Dense, Normalize), Matryoshka truncation.
+ *
+ * Inputs are sorted by token count and packed without padding, so a batch
+ * costs what its tokens cost; results are written back in input order.  Each
+ * input's result depends on that input alone (attention runs per sequence),
+ * so the batch composition cannot change an embedding. */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "compute/gemm.h"
+#include "model/forward.h"
+#include "model/model.h"
+#include "ops/ops.h"
+#include "runtime/ctx.h"
+
+void ek_embed_options_init(ek_embed_options *o) {
+    memset(o, 0, sizeof *o);
+    o->pooling = -1;
+    o->normalize = -1;
+    o->truncate = EK_TRUNCATE_RIGHT;
+}
+
+static unsigned pool_mask(const ek_model *m, const ek_embed_options *o) {
+    return o->pooling >= 0 ? 1u << o->pooling : m->pooling_mask;
+}
+
+/* Dimension after pooling and the Dense modules (before Matryoshka). */
+static int full_dim(const ek_model *m, const ek_embed_options *o) {
+    if (o->pooling >= 0 && m->n_dense) {
+        /* A pooling override changes the pooled size; Dense expects the
+         * model's own.  Only allowed when sizes agree (checked in ek_embed). */
+        return m->dense[m->n_dense - 1].out;
+    }
+    if (m->n_dense) return m->dense[m->n_dense - 1].out;
+    int modes = 0;
+    unsigned mask = pool_mask(m, o);
+    for (int p = 0; p < EK_POOL_COUNT; p++) modes += (mask >> p) & 1;
+    return modes * m->w.cfg.hidden;
+}
+
+int ek_embed_dim(const ek_model *m, const ek_embed_options *o) {
+    ek_embed_options d;
+    if (!o) {
+        ek_embed_options_init(&d);
+        o = &d;
+    }
+    int full = full_dim(m, o);
+    return o->dimensions > 0 && o->dimensions < full ? o->dimensions : full;
+}
+
+static int check_opts(const ek_model *m, const ek_embed_options *o, ek_err *e) {
+    if (o->pooling < -1 || o->pooling >= EK_POOL_COUNT)
+        return ek_err_set(e, EK_ERR_INVALID_ARG, "pooling: %d is not a pooling mode", o->pooling);
+    if (o->normalize < -1 || o->normalize > 1)
+        return ek_err_set(e, EK_ERR_INVALID_ARG, "normalize: must be -1, 0 or 1");
+    if (o->truncate < EK_TRUNCATE_RIGHT || o->truncate > EK_TRUNCATE_NONE)
+        return ek_err_set(e, EK_ERR_INVALID_ARG, "truncate: unknown mode %d", (int)o->truncate);
+    if (o->max_length < 0 || o->dimensions < 0 || o->batch_size < 0 || o->max_batch_tokens < 0)
+        return ek_err_set(e, EK_ERR_INVALID_ARG, "max_length, dimensions, batch_size, max_batch_tokens: must be >= 0");
+    if (o->max_length == 1 || o->max_length == 2)
+        return ek_err_set(e, EK_ERR_INVALID_ARG, "max_length: %d leaves no room for text after [CLS] and [SEP]",
+                          o->max_length);
+    if (o->pooling >= 0 && m->n_dense && m->w.cfg.hidden != m->dense[0].in)
+        return ek_err_set(e, EK_ERR_INVALID_ARG,
+                          "pooling: overriding the pooling gives %d dimensions but the Dense module expects %d",
+                          m->w.cfg.hidden, m->dense[0].in);
+    return EK_OK;
+}
+
+static ek_tok_opts tok_opts(const ek_model *m, int max_length, ek_truncate tr) {
+    ek_tok_opts t;
+    memset(&t, 0, sizeof t);
+    t.max_length = (size_t)(max_length > 0 && max_length < m->max_seq_length ? max_length : m->max_seq_length);
+    t.truncate = tr;
+    t.add_special_tokens = 1;
+    t.lowercase_input = m->do_lower_case;
+    return t;
+}
+
+ek_status ek_tokenize(ek_ctx *ctx, const ek_model *m, const char *text, size_t len, const char *pair,
+                      size_t pair_len, const ek_tokenize_options *opts, ek_encoding *enc) {
+    if (!ctx) return EK_ERR_INVALID_ARG;
+    ek_err_clear(&ctx->err);
+    if (!m || !enc || (!text && len))
+        return (ek_status)ek_err_set(&ctx->err, EK_ERR_INVALID_ARG, "ek_tokenize: NULL argument");
+    ek_tok_opts t = tok_opts(m, opts ? opts->max_length : 0, opts ? opts->truncate : EK_TRUNCATE_RIGHT);
+    return (ek_status)ek_tokenizer_encode(m->tok, text ? text : "", len, pair, pair_len, &t, enc, &ctx->err);
+}
+
+/* All inputs of one call, tokenized back to back. */
+typedef struct tokenized {
+    int32_t *ids, *types;
+    size_t *start;   /* [n + 1] */
+    int *order;      /* input indices sorted by length, longest first */
+    size_t cap;
+} tokenized;
+
+static void tokenized_free(tokenized *t) {
+    free(t->ids);
+    free(t->types);
+    free(t->start);
+    free(t->order);
+}
+
+/* Stable sort of order[] by decreasing length (merge sort, no globals). */
+static void sort_by_length(int *order, int *tmp, int n, const size_t *start) {
+    if (n < 2) return;
+    int h = n / 2;
+    sort_by_length(order, tmp, h, start);
+    sort_by_length(order + h, tmp, n - h, start);
+    int i = 0, j = h, k = 0;
+    while (i < h && j < n) {
+        size_t li = start[order[i] + 1] - start[order[i]], lj = start[order[j] + 1] - start[order[j]];
+        tmp[k++] = (lj > li) ? order[j++] : order[i++];
+    }
+    while (i < h) tmp[k++] = order[i++];
+    while (j < n) tmp[k++] = order[j++];
+    memcpy(order, tmp, sizeof *order * (size_t)n);
+}
+
+static int tokenize_all(const ek_model *m, const char *const *texts, const size_t *lens, size_t n,
+                        const ek_embed_options *o, tokenized *tk, int *prompt_tokens, ek_err *e) {
+    memset(tk, 0, sizeof *tk);
+    ek_tok_opts t = tok_opts(m, o->max_length, o->truncate);
+    ek_encoding enc;
+    memset(&enc, 0, sizeof enc);
+    size_t plen = o->prompt ? strlen(o->prompt) : 0;
+    char *buf = NULL;
+    size_t buf_cap = 0;
+    int rc = EK_OK;
+    *prompt_tokens = 0;
+    if (plen) {
+        /* As sentence-transformers: the prompt's length is its token count
+         * without the trailing [SEP]. */
+        ek_tok_opts pt = t;
+        pt.truncate = EK_TRUNCATE_RIGHT;
+        rc = ek_tokenizer_encode(m->tok, o->prompt, plen, NULL, 0, &pt, &enc, e);
+        if (rc) {
+            ek_err_prefix(e, "prompt");
+            goto done;
+        }
+        *prompt_tokens = enc.n > 0 ? (int)enc.n - 1 : 0;
+    }
+    tk->start = malloc(sizeof *tk->start * (n + 1));
+    tk->order = malloc(sizeof *tk->order * (n ? n : 1));
+    if (!tk->start || !tk->order) {
+        rc = ek_err_set(e, EK_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    tk->start[0] = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!texts[i]) {
+            rc = ek_err_set(e, EK_ERR_INVALID_ARG, "input %zu: NULL text", i + o->index_base);
+            goto done;
+        }
+        size_t len = lens ? lens[i] : strlen(texts[i]);
+        const char *s = texts[i];
+        if (plen) {
+            if (plen + len + 1 > buf_cap) {
+                size_t nc = (plen + len + 1) * 2;
+                char *nb = realloc(buf, nc);
+                if (!nb) {
+                    rc = ek_err_set(e, EK_ERR_NOMEM, "out of memory");
+                    goto done;
+                }
+                buf = nb;
+                buf_cap = nc;
+            }
+            memcpy(buf, o->prompt, plen);
+            memcpy(buf + plen, texts[i], len);
+            s = buf;
+            len += plen;
+        }
+        rc = ek_tokenizer_encode(m->tok, s, len, NULL, 0, &t, &enc, e);
+        if (rc) {
+            ek_err_prefix(e, "input %zu", i + o->index_base);
+            goto done;
+        }
+        size_t at = tk->start[i];
+        if (at + enc.n > tk->cap) {
+            size_t nc = (at + enc.n) * 2 + 1024;
+            int32_t *ni = realloc(tk->ids, sizeof *ni * nc);
+            if (ni) tk->ids = ni;
+            int32_t *nt = realloc(tk->types, sizeof *nt * nc);
+            if (nt) tk->types = nt;
+            if (!ni || !nt) {
+                rc = ek_err_set(e, EK_ERR_NOMEM, "out of memory");
+                goto done;
+            }
+            tk->cap = nc;
+        }
+        memcpy(tk->ids + at, enc.ids, sizeof(int32_t) * enc.n);
+        memcpy(tk->types + at, enc.type_ids, sizeof(int32_t) * enc.n);
+        tk->start[i + 1] = at + enc.n;
+        tk->order[i] = (int)i;
+    }
+    if (n > 1) {
+        int *tmp = malloc(sizeof *tmp * n);
+        if (!tmp) {
+            rc = ek_err_set(e, EK_ERR_NOMEM, "out of memory");
+            goto done;
+        }
+        sort_by_length(tk->order, tmp, (int)n, tk->start);
+        free(tmp);
+    }
+done:
+    ek_encoding_free(&enc);
+    free(buf);
+    return rc;
+}
+
+/* Pools one sequence and applies the head; writes dim floats to out. */
+static void head(const ek_model *m, const ek_embed_options *o, const float *h, const float *attn, int L,
+                 int mask_from, float *a, float *b, float *out, int dim) {
+    int H = m->w.cfg.hidden, d = 0;
+    unsigned mask = pool_mask(m, o);
+    for (int p = 0; p < EK_POOL_COUNT; p++)
+        if (mask >> p & 1) {
+            ek_op_pool(p, h, L, H, mask_from, attn, a + d);
+            d += H;
+        }
+    int normalized_last = 0;
+    for (int s = 0; s < m->n_steps; s++) {
+        int k = m->steps[s];
+        if (k < 0) {
+            if (o->normalize != 0) ek_op_l2_normalize(a, d);
+            normalized_last = 1;
+            continue;
+        }
+        const ek_dense_layer *D = &m->dense[k];
+        ek_op_dense(D->w, D->b, D->out, D->in, D->act, a, b);
+        d = D->out;
+        float *t = a;
+        a = b;
+        b = t;
+        normalized_last = 0;
+    }
+    int norm = o->normalize == 1 || (o->normalize == -1 && m->normalize);
+    if (o->normalize == 1 && !normalized_last) ek_op_l2_normalize(a, d);
+    if (dim < d && norm) ek_op_l2_normalize(a, dim); /* Matryoshka: renormalise the prefix */
+    memcpy(out, a, sizeof(float) * (size_t)dim);
+}
+
+ek_status ek_embed(ek_ctx *ctx, const ek_model *m, const char *const *texts, const size_t *lens, size_t n,
+                   const ek_embed_options *opts, float *out, int32_t *token_counts) {
+    if (!ctx) return EK_ERR_INVALID_ARG;
+    ek_err *e = &ctx->err;
+    ek_err_clear(e);
+    if (!m || (!texts && n) || (!out && n))
+        return (ek_status)ek_err_set(e, EK_ERR_INVALID_ARG, "ek_embed: NULL argument");
+    ek_embed_options dflt;
+    if (!opts) {
+        ek_embed_options_init(&dflt);
+        opts = &dflt;
+    }
+    int rc = check_opts(m, opts, e);
+    if (rc || n == 0) return (ek_status)rc;
+    if (n > (size_t)INT32_MAX) return (ek_status)ek_err_set(e, EK_ERR_INVALID_ARG, "ek_embed: too many inputs");
+
+    tokenized tk;
+    int prompt_tokens = 0;
+    rc = tokenize_all(m, texts, lens, n, opts, &tk, &prompt_tokens, e);
+    if (rc) {
+        tokenized_free(&tk);
+        return (ek_status)rc;
+    }
+    int threads = ctx->threads ? ctx->threads : ek_compute_cores();
+    ek_compute_set_threads(threads);
+    int H = m->w.cfg.hidden;
+    int bs = opts->batch_size > 0 ? opts->batch_size : 32;
+    int budget = opts->max_batch_tokens > 0 ? opts->max_batch_tokens : 8192;
+    int dim = ek_embed_dim(m, opts);
+    int mask_from = m->include_prompt ? 0 : prompt_tokens;
+    int want_attn = (pool_mask(m, opts) >> EK_POOL_ATTENTION) & 1;
+
+    /* Largest batch (tokens, longest sequence) decides the workspace size,
+     * allocated once for the whole call (and kept in ctx for the next). */
+    size_t max_tokens = 0;
+    int max_len = 0;
+    for (size_t i = 0; i < n;) {
+        size_t tokens = 0, j = i;
+        while (j < n && (int)(j - i) < bs) {
+            size_t len = tk.start[tk.order[j] + 1] - tk.start[tk.order[j]];
+            if (j > i && tokens + len > (size_t)budget) break;
+            tokens += len;
+            if ((int)len > max_len) max_len = (int)len;
+            j++;
+        }
+        if (tokens > max_tokens) max_tokens = tokens;
+        i = j;
+    }
+    int maxdim = m->pool_dim > H ? m->pool_dim : H;
+    for (int k = 0; k < m->n_dense; k++)
+        if (m->dense[k].out > maxdim) maxdim = m->dense[k].out;
+    maxdim = maxdim * EK_POOL_COUNT;
+    size_t fw = ek_bert_forward_scratch_size(&m->w.cfg, (int)max_tokens, max_len, threads);
+    fw = (fw + 63) & ~(size_t)63;
+    size_t hid = ((max_tokens * (size_t)H * sizeof(float)) + 63) & ~(size_t)63;
+    size_t att = ((max_tokens * sizeof(float)) + 63) & ~(size_t)63;
+    size_t seq = ((((size_t)bs + 1) * 2 * sizeof(int32_t)) + 63) & ~(size_t)63;
+    size_t ids = ((max_tokens * 2 * sizeof(int32_t)) + 63) & ~(size_t)63;
+    size_t tmp = (((size_t)maxdim * 2 * sizeof(float)) + 63) & ~(size_t)63;
+    char *ws = ek_ctx_workspace(ctx, fw + hid + att + seq + ids + tmp);
+    if (!ws) {
+        tokenized_free(&tk);
+        return (ek_status)ek_err_set(e, EK_ERR_NOMEM, "out of memory for a %zu-token batch workspace", max_tokens);
+    }
+    void *scratch = ws;
+    float *hidden = (float *)(ws + fw);
+    float *attn = (float *)(ws + fw + hid);
+    int32_t *seq_start = (int32_t *)(ws + fw + hid + att);
+    int32_t *bids = (int32_t *)(ws + fw + hid + att + seq);
+    int32_t *btypes = bids + max_tokens;
+    float *ta = (float *)(ws + fw + hid + att + seq + ids);
+    float *tb = ta + maxdim;
+
+    for (size_t i = 0; i < n && !rc;) {
+        size_t tokens = 0, j = i;
+        seq_start[0] = 0;
+        while (j < n && (int)(j - i) < bs) {
+            int idx = tk.order[j];
+            size_t len = tk.start[idx + 1] - tk.start[idx];
+            if (j > i && tokens + len > (size_t)budget) break;
+            memcpy(bids + tokens, tk.ids + tk.start[idx], sizeof(int32_t) * len);
+            memcpy(btypes + tokens, tk.types + tk.start[idx], sizeof(int32_t) * len);
+            tokens += len;
+            seq_start[j - i + 1] = (int32_t)tokens;
+            j++;
+        }
+        ek_fwd_batch b = {bids, btypes, seq_start, (int)(j - i)};
+        rc = ek_bert_forward(&m->w, &b, hidden, want_attn ? attn : NULL, scratch, threads, e);
+        if (rc) {
+            /* Name the input, not the position in the sorted batch. */
+            ek_err_prefix(e, "batch of inputs starting at sorted position %zu", i);
+            break;
+        }
+        for (size_t s = 0; s < j - i; s++) {
+            int idx = tk.order[i + s];
+            int L = seq_start[s + 1] - seq_start[s];
+            head(m, opts, hidden + (size_t)seq_start[s] * H, attn + seq_start[s], L, mask_from, ta, tb,
+                 out + (size_t)idx * dim, dim);
+            if (token_counts) token_counts[idx] = L;
+        }
+        i = j;
+    }
+    tokenized_free(&tk);
+    return (ek_status)rc;
+}
+
+ek_status ek_pool_weighted(ek_ctx *ctx, const float *hidden, int n_tokens, int dim, const float *w, float *out) {
+    if (!ctx) return EK_ERR_INVALID_ARG;
+    ek_err_clear(&ctx->err);
+    if (!hidden || !w || !out || n_tokens < 1 || dim < 1)
+        return (ek_status)ek_err_set(&ctx->err, EK_ERR_INVALID_ARG,
+                                     "ek_pool_weighted: needs hidden, weights, out and n_tokens, dim >= 1");
+    double sum = 0;
+    for (int t = 0; t < n_tokens; t++) {
+        if (!isfinite(w[t]) || w[t] < 0)
+            return (ek_status)ek_err_set(&ctx->err, EK_ERR_INVALID_ARG,
+                                         "ek_pool_weighted: weight %d is negative or not finite", t);
+        sum += w[t];
+    }
+    for (int d = 0; d < dim; d++) {
+        double acc = 0;
+        for (int t = 0; t < n_tokens; t++) acc += (double)w[t] * hidden[(size_t)t * dim + d];
+        out[d] = sum > 0 ? (float)(acc / sum) : 0.0f;
+    }
+    return EK_OK;
+}
+
+ek_status ek_embed_tokens(ek_ctx *ctx, const ek_model *m, const char *text, size_t len,
+                          const ek_embed_options *opts, float *out, size_t out_cap, int *n_tokens) {
+    if (!ctx) return EK_ERR_INVALID_ARG;
+    ek_err *e = &ctx->err;
+    ek_err_clear(e);
+    if (!m || !text || !out || !n_tokens)
+        return (ek_status)ek_err_set(e, EK_ERR_INVALID_ARG, "ek_embed_tokens: NULL argument");
+    ek_embed_options dflt;
+    if (!opts) {
+        ek_embed_options_init(&dflt);
+        opts = &dflt;
+    }
+    ek_encoding enc;
+    memset(&enc, 0, sizeof enc);
+    ek_tok_opts t = tok_opts(m, opts->max_length, opts->truncate);
+    int rc = ek_tokenizer_encode(m->tok, text, len, NULL, 0, &t, &enc, e);
+    int H = m->w.cfg.hidden;
+    if (!rc && enc.n * (size_t)H > out_cap)
+        rc = ek_err_set(e, EK_ERR_INVALID_ARG, "ek_embed_tokens: out holds %zu floats, %zu needed", out_cap,
+                        enc.n * (size_t)H);
+    if (!rc) {
+        int threads = ctx->threads ? ctx->threads : ek_compute_cores();
+        ek_compute_set_threads(threads);
+        size_t fw = (ek_bert_forward_scratch_size(&m->w.cfg, (int)enc.n, (int)enc.n, threads) + 63) & ~(size_t)63;
+        void *ws = ek_ctx_workspace(ctx, fw);
+        int32_t st[2] = {0, (int32_t)enc.n};
+        ek_fwd_batch b = {enc.ids, enc.type_ids, st, 1};
+        rc = ws ? ek_bert_forward(&m->w, &b, out, NULL, ws, threads, e)
+                : ek_err_set(e, EK_ERR_NOMEM, "out of memory");
+        *n_tokens = (int)enc.n;
+    }
+    ek_encoding_free(&enc);
+    return (ek_status)rc;
+}
