@@ -11,6 +11,11 @@ int ek_cmd_embed(int argc, char **argv);
 int ek_cmd_tokenize(int argc, char **argv);
 int ek_cmd_info(int argc, char **argv);
 int ek_cmd_similarity(int argc, char **argv);
+int ek_cmd_search(int argc, char **argv);     /* cli/cmd_search.c */
+int ek_cmd_quantize(int argc, char **argv);   /* cli/cmd_search.c */
+int ek_cmd_bench(int argc, char **argv);      /* cli/cmd_bench.c: dispatch */
+int ek_bench_forward(int argc, char **argv);  /* cli/bench_forward.c */
+int ek_bench_search(int argc, char **argv);   /* cli/bench_search.c */
 
 /* Prints "ek CMD: error: ..." and returns 1 (or 2 for usage errors). */
 int cli_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -17,6 +17,9 @@ static void usage(FILE *f) {
             "  tokenize    show the token ids, strings and offsets the model sees\n"
             "  similarity  cosine similarity matrix of texts\n"
             "  info        describe a model directory\n"
+            "  search      exact top-k search over an embedding matrix (.npy)\n"
+            "  quantize    quantize an embedding matrix to int8 or binary\n"
+            "  bench       benchmarks: forward, search (see ek bench --help)\n"
             "  version     print the version\n"
             "\n"
             "Run `ek <command> --help` for its options.\n",
@@ -63,6 +66,9 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "tokenize")) return ek_cmd_tokenize(argc - 1, argv + 1);
     if (!strcmp(cmd, "info")) return ek_cmd_info(argc - 1, argv + 1);
     if (!strcmp(cmd, "similarity")) return ek_cmd_similarity(argc - 1, argv + 1);
+    if (!strcmp(cmd, "search")) return ek_cmd_search(argc - 1, argv + 1);
+    if (!strcmp(cmd, "quantize")) return ek_cmd_quantize(argc - 1, argv + 1);
+    if (!strcmp(cmd, "bench")) return ek_cmd_bench(argc - 1, argv + 1);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
         printf("ek %s\n", ek_version());
         return 0;

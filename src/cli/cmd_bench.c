@@ -1,0 +1,19 @@
+/* cli/cmd_bench.c — `ek bench <what>`: dispatch to the benchmarks.  Each
+ * benchmark prints one JSON object with --json; timings are medians and
+ * percentiles after a warm-up, never asserted by unit tests. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+int ek_cmd_bench(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        printf("usage: ek bench <forward|search> [options] [--json]\n"
+               "  forward   encoder forward pass: ms, sequences/s, tokens/s, GFLOP/s\n"
+               "  search    similarity search over random vectors vs memory bandwidth\n");
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "forward")) return ek_bench_forward(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "search")) return ek_bench_search(argc - 1, argv + 1);
+    return cli_usage("bench", "unknown benchmark \"%s\"", argv[1]);
+}
