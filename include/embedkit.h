@@ -174,6 +174,14 @@ ek_status ek_embed(ek_ctx *ctx, const ek_model *model, const char *const *texts,
                    const size_t *lens, size_t n, const ek_embed_options *opts,
                    float *out, int32_t *token_counts);
 
+/* Embeds pre-tokenized inputs: input i is lens[i] ids (special tokens
+ * included, as ek_tokenize returns them), all inputs back to back in ids.
+ * Token type ids are 0.  Same options and output as ek_embed (the prompt and
+ * truncation options do not apply). */
+ek_status ek_embed_ids(ek_ctx *ctx, const ek_model *model, const int32_t *ids,
+                       const int32_t *lens, size_t n, const ek_embed_options *opts,
+                       float *out);
+
 /* Pools caller-supplied per-token hidden states with caller-supplied weights:
  * out[h] = sum_t w[t] * hidden[t][h] / sum_t w[t].  For custom weighting
  * schemes on top of ek_embed_tokens.  A zero weight sum gives a zero vector. */

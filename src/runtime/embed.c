@@ -245,29 +245,14 @@ static void head(const ek_model *m, const ek_embed_options *o, const float *h, c
     memcpy(out, a, sizeof(float) * (size_t)dim);
 }
 
-ek_status ek_embed(ek_ctx *ctx, const ek_model *m, const char *const *texts, const size_t *lens, size_t n,
-                   const ek_embed_options *opts, float *out, int32_t *token_counts) {
-    if (!ctx) return EK_ERR_INVALID_ARG;
+/* Runs the forward pass and head over tokenized inputs, in length-sorted
+ * batches, writing results in input order. */
+static int embed_tokenized(ek_ctx *ctx, const ek_model *m, tokenized *tkp, size_t n,
+                           const ek_embed_options *opts, int prompt_tokens, float *out,
+                           int32_t *token_counts) {
     ek_err *e = &ctx->err;
-    ek_err_clear(e);
-    if (!m || (!texts && n) || (!out && n))
-        return (ek_status)ek_err_set(e, EK_ERR_INVALID_ARG, "ek_embed: NULL argument");
-    ek_embed_options dflt;
-    if (!opts) {
-        ek_embed_options_init(&dflt);
-        opts = &dflt;
-    }
-    int rc = check_opts(m, opts, e);
-    if (rc || n == 0) return (ek_status)rc;
-    if (n > (size_t)INT32_MAX) return (ek_status)ek_err_set(e, EK_ERR_INVALID_ARG, "ek_embed: too many inputs");
-
-    tokenized tk;
-    int prompt_tokens = 0;
-    rc = tokenize_all(m, texts, lens, n, opts, &tk, &prompt_tokens, e);
-    if (rc) {
-        tokenized_free(&tk);
-        return (ek_status)rc;
-    }
+    tokenized tk = *tkp;
+    int rc = EK_OK;
     int threads = ctx->threads ? ctx->threads : ek_compute_cores();
     ek_compute_set_threads(threads);
     int H = m->w.cfg.hidden;
@@ -305,10 +290,7 @@ ek_status ek_embed(ek_ctx *ctx, const ek_model *m, const char *const *texts, con
     size_t ids = ((max_tokens * 2 * sizeof(int32_t)) + 63) & ~(size_t)63;
     size_t tmp = (((size_t)maxdim * 2 * sizeof(float)) + 63) & ~(size_t)63;
     char *ws = ek_ctx_workspace(ctx, fw + hid + att + seq + ids + tmp);
-    if (!ws) {
-        tokenized_free(&tk);
-        return (ek_status)ek_err_set(e, EK_ERR_NOMEM, "out of memory for a %zu-token batch workspace", max_tokens);
-    }
+    if (!ws) return ek_err_set(e, EK_ERR_NOMEM, "out of memory for a %zu-token batch workspace", max_tokens);
     void *scratch = ws;
     float *hidden = (float *)(ws + fw);
     float *attn = (float *)(ws + fw + hid);
@@ -347,6 +329,78 @@ ek_status ek_embed(ek_ctx *ctx, const ek_model *m, const char *const *texts, con
         }
         i = j;
     }
+    return rc;
+}
+
+ek_status ek_embed(ek_ctx *ctx, const ek_model *m, const char *const *texts, const size_t *lens, size_t n,
+                   const ek_embed_options *opts, float *out, int32_t *token_counts) {
+    if (!ctx) return EK_ERR_INVALID_ARG;
+    ek_err *e = &ctx->err;
+    ek_err_clear(e);
+    if (!m || (!texts && n) || (!out && n))
+        return (ek_status)ek_err_set(e, EK_ERR_INVALID_ARG, "ek_embed: NULL argument");
+    ek_embed_options dflt;
+    if (!opts) {
+        ek_embed_options_init(&dflt);
+        opts = &dflt;
+    }
+    int rc = check_opts(m, opts, e);
+    if (rc || n == 0) return (ek_status)rc;
+    if (n > (size_t)INT32_MAX) return (ek_status)ek_err_set(e, EK_ERR_INVALID_ARG, "ek_embed: too many inputs");
+    tokenized tk;
+    int prompt_tokens = 0;
+    rc = tokenize_all(m, texts, lens, n, opts, &tk, &prompt_tokens, e);
+    if (!rc) rc = embed_tokenized(ctx, m, &tk, n, opts, prompt_tokens, out, token_counts);
+    tokenized_free(&tk);
+    return (ek_status)rc;
+}
+
+ek_status ek_embed_ids(ek_ctx *ctx, const ek_model *m, const int32_t *ids, const int32_t *lens, size_t n,
+                       const ek_embed_options *opts, float *out) {
+    if (!ctx) return EK_ERR_INVALID_ARG;
+    ek_err *e = &ctx->err;
+    ek_err_clear(e);
+    if (!m || (n && (!ids || !lens || !out)))
+        return (ek_status)ek_err_set(e, EK_ERR_INVALID_ARG, "ek_embed_ids: NULL argument");
+    ek_embed_options dflt;
+    if (!opts) {
+        ek_embed_options_init(&dflt);
+        opts = &dflt;
+    }
+    int rc = check_opts(m, opts, e);
+    if (rc || n == 0) return (ek_status)rc;
+    if (n > (size_t)INT32_MAX) return (ek_status)ek_err_set(e, EK_ERR_INVALID_ARG, "ek_embed_ids: too many inputs");
+    tokenized tk;
+    memset(&tk, 0, sizeof tk);
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (lens[i] < 1 || lens[i] > m->w.cfg.max_pos)
+            return (ek_status)ek_err_set(e, EK_ERR_INVALID_ARG, "input %zu: length %d is not in 1..%d", i + opts->index_base,
+                                         lens[i], m->w.cfg.max_pos);
+        total += (size_t)lens[i];
+    }
+    for (size_t t = 0; t < total; t++)
+        if (ids[t] < 0 || ids[t] >= m->w.cfg.vocab)
+            return (ek_status)ek_err_set(e, EK_ERR_INVALID_ARG, "token %zu: id %d is outside the vocabulary (0..%d)", t,
+                                         ids[t], m->w.cfg.vocab - 1);
+    tk.ids = malloc(sizeof *tk.ids * total);
+    tk.types = calloc(total, sizeof *tk.types);
+    tk.start = malloc(sizeof *tk.start * (n + 1));
+    tk.order = malloc(sizeof *tk.order * n);
+    int *tmp = malloc(sizeof *tmp * n);
+    if (!tk.ids || !tk.types || !tk.start || !tk.order || !tmp) {
+        rc = ek_err_set(e, EK_ERR_NOMEM, "out of memory");
+    } else {
+        memcpy(tk.ids, ids, sizeof *ids * total);
+        tk.start[0] = 0;
+        for (size_t i = 0; i < n; i++) {
+            tk.start[i + 1] = tk.start[i] + (size_t)lens[i];
+            tk.order[i] = (int)i;
+        }
+        sort_by_length(tk.order, tmp, (int)n, tk.start);
+        rc = embed_tokenized(ctx, m, &tk, n, opts, 0, out, NULL);
+    }
+    free(tmp);
     tokenized_free(&tk);
     return (ek_status)rc;
 }
