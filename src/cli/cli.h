@@ -16,6 +16,8 @@ int ek_cmd_quantize(int argc, char **argv);   /* cli/cmd_search.c */
 int ek_cmd_bench(int argc, char **argv);      /* cli/cmd_bench.c: dispatch */
 int ek_bench_forward(int argc, char **argv);  /* cli/bench_forward.c */
 int ek_bench_search(int argc, char **argv);   /* cli/bench_search.c */
+int ek_cmd_models(int argc, char **argv);     /* cli/cmd_models.c */
+int ek_bench_versions(int argc, char **argv); /* cli/bench_versions.c */
 
 /* Prints "ek CMD: error: ..." and returns 1 (or 2 for usage errors). */
 int cli_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -19,7 +19,8 @@ static void usage(FILE *f) {
             "  info        describe a model directory\n"
             "  search      exact top-k search over an embedding matrix (.npy)\n"
             "  quantize    quantize an embedding matrix to int8 or binary\n"
-            "  bench       benchmarks: forward, search (see ek bench --help)\n"
+            "  models      model registry: add, list, show, alias, rm, verify, check, gc, log\n"
+            "  bench       benchmarks: forward, search, versions (see ek bench --help)\n"
             "  version     print the version\n"
             "\n"
             "Run `ek <command> --help` for its options.\n",
@@ -69,6 +70,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "search")) return ek_cmd_search(argc - 1, argv + 1);
     if (!strcmp(cmd, "quantize")) return ek_cmd_quantize(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench")) return ek_cmd_bench(argc - 1, argv + 1);
+    if (!strcmp(cmd, "models")) return ek_cmd_models(argc - 1, argv + 1);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
         printf("ek %s\n", ek_version());
         return 0;
