@@ -13,15 +13,17 @@
 
 #define TINY "tiny-mean"
 
-/* A fresh copy of the tiny model to damage. */
-static char *copy_tiny(void) {
+/* A fresh copy of a generated model to damage. */
+static char *copy_model(const char *name) {
     char *tmp = ts_mkdtemp();
     assert_non_null(tmp);
     static char dir[512];
     snprintf(dir, sizeof dir, "%s/m", tmp);
-    assert_int_equal(ts_copy_dir(ts_path(ts_models_dir(), TINY), dir), 0);
+    assert_int_equal(ts_copy_dir(ts_path(ts_models_dir(), name), dir), 0);
     return dir;
 }
+
+static char *copy_tiny(void) { return copy_model(TINY); }
 
 static void cleanup(const char *dir) {
     char parent[512];
@@ -222,8 +224,28 @@ static void test_module_errors(void **state) {
     cleanup(dir);
 
     dir = copy_tiny();
-    edit_json(ts_path(dir, "1_Pooling/config.json"), "pooling_mode_mean_tokens", cJSON_CreateFalse());
-    expect_fail(dir, EK_ERR_FORMAT, "1_Pooling/config.json", "pooling_mode");
+    edit_json(ts_path(dir, "1_Pooling/config.json"), "pooling_mode", cJSON_CreateString("median"));
+    expect_fail(dir, EK_ERR_UNSUPPORTED, "1_Pooling/config.json", "median");
+    cleanup(dir);
+
+    dir = copy_tiny();
+    edit_json(ts_path(dir, "1_Pooling/config.json"), "include_prompt", cJSON_CreateString("yes"));
+    expect_fail(dir, EK_ERR_FORMAT, "1_Pooling/config.json", "include_prompt");
+    cleanup(dir);
+
+    dir = copy_model("tiny-dense");
+    edit_json(ts_path(dir, "2_Dense/config.json"), "in_features", cJSON_CreateNumber(7));
+    expect_fail(dir, EK_ERR_FORMAT, "2_Dense/config.json", "in_features");
+    cleanup(dir);
+
+    dir = copy_model("tiny-dense");
+    edit_json(ts_path(dir, "2_Dense/config.json"), "activation_function", cJSON_CreateString("my.Swish"));
+    expect_fail(dir, EK_ERR_UNSUPPORTED, "2_Dense/config.json", "activation_function");
+    cleanup(dir);
+
+    dir = copy_model("tiny-dense");
+    assert_int_equal(unlink(ts_path(dir, "2_Dense/model.safetensors")), 0);
+    expect_fail(dir, EK_ERR_IO, "2_Dense/model.safetensors", NULL);
     cleanup(dir);
 
     dir = copy_tiny();

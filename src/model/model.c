@@ -276,12 +276,17 @@ static int load_pooling(struct ek_model *m, const char *sub, ek_err *e) {
     cJSON *j = NULL;
     if (!rc) rc = ek_json_load(path, 0, &j, e);
     if (rc) return rc;
+    /* sentence-transformers 6 writes embedding_dimension and a pooling_mode
+     * list (concatenated in list order); earlier versions write
+     * word_embedding_dimension and pooling_mode_* flags (concatenated in a
+     * fixed order). */
+    const char *dim_key = cJSON_GetObjectItemCaseSensitive(j, "embedding_dimension") ? "embedding_dimension"
+                                                                                     : "word_embedding_dimension";
     int dim = 0;
-    rc = ek_json_int(j, file, "word_embedding_dimension", 1 << 20, &dim, e);
+    rc = ek_json_int(j, file, dim_key, 1 << 20, &dim, e);
     if (!rc && dim != m->w.cfg.hidden)
-        rc = ek_err_set(e, EK_ERR_FORMAT,
-                        "%s: field word_embedding_dimension: %d does not match config.json hidden_size %d",
-                        file, dim, m->w.cfg.hidden);
+        rc = ek_err_set(e, EK_ERR_FORMAT, "%s: field %s: %d does not match config.json hidden_size %d", file,
+                        dim_key, dim, m->w.cfg.hidden);
     static const struct { const char *key; ek_pooling mode; } flags[] = {
         {"pooling_mode_cls_token", EK_POOL_CLS},
         {"pooling_mode_max_tokens", EK_POOL_MAX},
@@ -291,25 +296,43 @@ static int load_pooling(struct ek_model *m, const char *sub, ek_err *e) {
         {"pooling_mode_lasttoken", EK_POOL_LAST_TOKEN},
     };
     m->pooling_mask = 0;
+    m->n_pool = 0;
     for (size_t i = 0; i < sizeof flags / sizeof flags[0] && !rc; i++) {
         int on = 0;
         rc = ek_json_bool_opt(j, file, flags[i].key, &on, e);
-        if (on) m->pooling_mask |= 1u << flags[i].mode;
+        if (on && !(m->pooling_mask >> flags[i].mode & 1)) {
+            m->pooling_mask |= 1u << flags[i].mode;
+            m->pool_order[m->n_pool++] = flags[i].mode;
+        }
     }
-    /* Newer configs may name the mode as a string instead of flags. */
-    char mode[64] = "";
-    if (!rc) rc = ek_json_str_opt(j, file, "pooling_mode", mode, sizeof mode, e);
-    if (!rc && mode[0]) {
-        int p = ek_pooling_from_name(mode);
-        if (p < 0 || p == EK_POOL_ATTENTION)
-            rc = ek_err_set(e, EK_ERR_UNSUPPORTED, "%s: field pooling_mode: unknown mode \"%s\"", file, mode);
-        else
-            m->pooling_mask |= 1u << p;
+    const cJSON *pm = cJSON_GetObjectItemCaseSensitive(j, "pooling_mode");
+    if (!rc && pm && !cJSON_IsNull(pm)) {
+        /* As sentence-transformers: pooling_mode, when present, wins over
+         * the legacy flags. */
+        m->pooling_mask = 0;
+        m->n_pool = 0;
+        const cJSON *one = cJSON_IsArray(pm) ? pm->child : pm;
+        for (; one && !rc; one = cJSON_IsArray(pm) ? one->next : NULL) {
+            int p = cJSON_IsString(one) ? ek_pooling_from_name(one->valuestring) : -1;
+            if (p < 0 || p == EK_POOL_ATTENTION)
+                rc = ek_err_set(e, EK_ERR_UNSUPPORTED, "%s: field pooling_mode: unknown mode %s%s%s", file,
+                                cJSON_IsString(one) ? "\"" : "", cJSON_IsString(one) ? one->valuestring : "(not a string)",
+                                cJSON_IsString(one) ? "\"" : "");
+            else if (m->pooling_mask >> p & 1)
+                rc = ek_err_set(e, EK_ERR_FORMAT, "%s: field pooling_mode: \"%s\" given twice", file, one->valuestring);
+            else {
+                m->pooling_mask |= 1u << p;
+                m->pool_order[m->n_pool++] = p;
+            }
+        }
     }
     m->include_prompt = 1;
     if (!rc) rc = ek_json_bool_opt(j, file, "include_prompt", &m->include_prompt, e);
-    if (!rc && !m->pooling_mask)
-        rc = ek_err_set(e, EK_ERR_FORMAT, "%s: no pooling_mode_* flag is true", file);
+    if (!rc && !m->pooling_mask) {
+        /* sentence-transformers' own default when no mode is enabled. */
+        m->pooling_mask = 1u << EK_POOL_MEAN;
+        m->pool_order[m->n_pool++] = EK_POOL_MEAN;
+    }
     cJSON_Delete(j);
     int modes = 0;
     for (int p = 0; p < EK_POOL_COUNT; p++) modes += (m->pooling_mask >> p) & 1;
@@ -451,6 +474,8 @@ static int load_modules(struct ek_model *m, ek_err *e) {
          * Transformer + mean pooling, and so do we (shown by ek info). */
         m->has_modules_json = 0;
         m->pooling_mask = 1u << EK_POOL_MEAN;
+        m->pool_order[0] = EK_POOL_MEAN;
+        m->n_pool = 1;
         m->include_prompt = 1;
         m->pool_dim = m->w.cfg.hidden;
         return EK_OK;

@@ -31,6 +31,8 @@ struct ek_model {
     ek_dtype weights_dtype;
 
     unsigned pooling_mask; /* bits of ek_pooling */
+    int pool_order[EK_POOL_COUNT]; /* enabled modes in concatenation order */
+    int n_pool;
     int include_prompt;
     int pool_dim;          /* word_embedding_dimension * number of modes */
     ek_dense_layer dense[EK_MAX_DENSE];

@@ -217,12 +217,12 @@ done:
 static void head(const ek_model *m, const ek_embed_options *o, const float *h, const float *attn, int L,
                  int mask_from, float *a, float *b, float *out, int dim) {
     int H = m->w.cfg.hidden, d = 0;
-    unsigned mask = pool_mask(m, o);
-    for (int p = 0; p < EK_POOL_COUNT; p++)
-        if (mask >> p & 1) {
-            ek_op_pool(p, h, L, H, mask_from, attn, a + d);
-            d += H;
-        }
+    if (o->pooling >= 0) {
+        ek_op_pool(o->pooling, h, L, H, mask_from, attn, a);
+        d = H;
+    } else {
+        for (int k = 0; k < m->n_pool; k++, d += H) ek_op_pool(m->pool_order[k], h, L, H, mask_from, attn, a + d);
+    }
     int normalized_last = 0;
     for (int s = 0; s < m->n_steps; s++) {
         int k = m->steps[s];

@@ -1,0 +1,29 @@
+/* compute/attention.h — scaled dot-product attention of one head over one
+ * unpadded sequence, the inner kernel of the forward pass. */
+#ifndef EK_COMPUTE_ATTENTION_H
+#define EK_COMPUTE_ATTENTION_H
+
+#include <stddef.h>
+
+/* Floats of workspace ek_attention_head needs for sequences up to max_len
+ * tokens and head size d. */
+size_t ek_attention_scratch(int max_len, int d);
+
+/* q: the head's query columns of row 0 of the fused QKV matrix (row stride
+ * ld); its keys are at q + kv_off and values at q + 2 * kv_off.
+ * out[i][c] (row stride ldo) = sum_j softmax_j(scale * q_i . k_j) v_j[c].
+ * p0 (may be NULL): receives the L probabilities of query row 0.
+ * ws: ek_attention_scratch(>= L, d) floats, 64-byte aligned.
+ * Runs an AVX-512 kernel when the CPU has it (checked at run time; the
+ * release build targets baseline x86-64), else portable C.
+ * The result for a sequence depends only on that sequence's rows. */
+void ek_attention_head(const float *q, int ld, int kv_off, int L, int d,
+                       float scale, float *out, int ldo, float *p0, float *ws);
+
+/* The portable C kernel (what machines without AVX-512 run); exposed so
+ * the tests can check it on machines that have AVX-512. */
+void ek_attention_head_generic(const float *q, int ld, int kv_off, int L,
+                               int d, float scale, float *out, int ldo,
+                               float *p0, float *ws);
+
+#endif
