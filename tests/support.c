@@ -85,7 +85,8 @@ int ts_run(const char *cmd, char **out, char **err) {
     char o[512], e[512], full[16384];
     snprintf(o, sizeof o, "%s/out", dir);
     snprintf(e, sizeof e, "%s/err", dir);
-    snprintf(full, sizeof full, "%s >'%s' 2>'%s'", cmd, o, e);
+    /* A subshell, so the capture applies to the whole command line. */
+    snprintf(full, sizeof full, "( %s ) >'%s' 2>'%s'", cmd, o, e);
     int st = system(full);
     int rc = (st != -1 && WIFEXITED(st)) ? WEXITSTATUS(st) : -1;
     if (out) *out = ts_read_file(o, NULL);

@@ -261,7 +261,8 @@ static void test_module_errors(void **state) {
     cleanup(dir);
 
     dir = copy_tiny();
-    assert_int_equal(ts_write_file(ts_path(dir, "sentence_bert_config.json"), "{\"max_seq_length\": 4096}", 23), 0);
+    const char *sb = "{\"max_seq_length\": 4096}";
+    assert_int_equal(ts_write_file(ts_path(dir, "sentence_bert_config.json"), sb, strlen(sb)), 0);
     expect_fail(dir, EK_ERR_FORMAT, "max_seq_length", "max_position_embeddings");
     cleanup(dir);
 

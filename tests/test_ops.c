@@ -193,7 +193,9 @@ static void pool_ref(int mode, const float *h, int L, int H, int from,
             mx = mv > mx ? mv : mx;
         }
         switch (mode) {
-        case EK_POOL_CLS: out[c] = h[c]; break;
+        /* sentence-transformers 6.2: the first token after the masked
+         * prompt (checked against it by test_parity's tiny-prompt-multi). */
+        case EK_POOL_CLS: out[c] = h[(from < L ? from : L - 1) * H + c]; break;
         case EK_POOL_LAST_TOKEN: out[c] = h[(L - 1) * H + c]; break;
         case EK_POOL_MAX: out[c] = mx; break;
         case EK_POOL_MEAN_SQRT_LEN: out[c] = sum / sqrt(msum > 1e-9 ? msum : 1e-9); break;

@@ -309,8 +309,11 @@ int main(void) {
             if (!nc) return 1;
             cases = nc;
         }
-        snprintf(cases[n].path, sizeof cases[n].path, "%s/%s", golden_dir, e->d_name);
-        snprintf(cases[n].name, sizeof cases[n].name, "%.*s", (int)(l - 5), e->d_name);
+        int pl = snprintf(cases[n].path, sizeof cases[n].path, "%s/%s", golden_dir, e->d_name);
+        if (pl < 0 || (size_t)pl >= sizeof cases[n].path) continue; /* path too long */
+        size_t nl = l - 5 < sizeof cases[n].name - 1 ? l - 5 : sizeof cases[n].name - 1;
+        memcpy(cases[n].name, e->d_name, nl);
+        cases[n].name[nl] = '\0';
         n++;
     }
     closedir(d);
