@@ -20,6 +20,7 @@ static void usage(FILE *f) {
             "  search      exact top-k search over an embedding matrix (.npy)\n"
             "  quantize    quantize an embedding matrix to int8 or binary\n"
             "  models      model registry: add, list, show, alias, rm, verify, check, gc, log\n"
+            "  config      show or validate the configuration\n"
             "  bench       benchmarks: forward, search, versions (see ek bench --help)\n"
             "  version     print the version\n"
             "\n"
@@ -71,6 +72,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "quantize")) return ek_cmd_quantize(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench")) return ek_cmd_bench(argc - 1, argv + 1);
     if (!strcmp(cmd, "models")) return ek_cmd_models(argc - 1, argv + 1);
+    if (!strcmp(cmd, "config")) return ek_cmd_config(argc - 1, argv + 1);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
         printf("ek %s\n", ek_version());
         return 0;
