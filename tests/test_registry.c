@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -625,6 +626,41 @@ static void test_health_check(void **state) {
     ts_rm_rf(home);
 }
 
+/* ---- disk full: a 3 MB tmpfs cannot hold the 4 MB weights ---- */
+
+static void test_disk_full(void **state) {
+    (void)state;
+    const char *home = ts_mkdtemp();
+    if (mount("tmpfs", home, "tmpfs", 0, "size=3m") != 0) {
+        ts_rm_rf(home);
+        skip(); /* needs root (CAP_SYS_ADMIN) */
+    }
+    ek_registry *r = open_home(home);
+    ek_status st = ek_registry_import(g_ctx, r, tiny("tiny-mean"), "full", NULL, NULL);
+    assert_int_equal(st, EK_ERR_IO);
+    assert_non_null(strstr(ek_ctx_last_error(g_ctx), "disk full"));
+    /* Nothing half-registered: FAILED with the reason, no directory, no
+     * staging, and the registry still works. */
+    assert_string_equal(status_of(r, "full@1"), "FAILED");
+    ek_reg_version v;
+    assert_int_equal(ek_registry_lookup(g_ctx, r, "full@1", &v), EK_OK);
+    assert_non_null(strstr(v.reason, "disk full"));
+    struct stat sb;
+    assert_int_not_equal(stat(ts_path(home, "models/full/1"), &sb), 0);
+    assert_int_equal(count_entries(ts_path(home, "staging"), ""), 0);
+    size_t removed;
+    assert_int_equal(ek_registry_gc(g_ctx, r, &removed, NULL), EK_OK);
+    assert_int_equal(count_entries(ts_path(home, "blobs"), "sha256-"), 0);
+    ek_import_options o = {.no_canaries = 1};
+    assert_int_equal(ek_registry_import(g_ctx, r, tiny("tiny-mean") /* still too big */, "full", &o, NULL),
+                     EK_ERR_IO);
+    ek_registry_close(r);
+    r = open_home(home); /* reopens cleanly */
+    ek_registry_close(r);
+    assert_int_equal(umount(home), 0);
+    ts_rm_rf(home);
+}
+
 static void test_default_home(void **state) {
     (void)state;
     char buf[4096];
@@ -659,6 +695,7 @@ int main(void) {
         cmocka_unit_test(test_verify_corrupt),
         cmocka_unit_test(test_rm_gc_log),
         cmocka_unit_test(test_health_check),
+        cmocka_unit_test(test_disk_full),
         cmocka_unit_test(test_default_home),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -1,8 +1,395 @@
-/* cli/cmd_models.c — `ek models` (placeholder until the registry lands). */
+/* cli/cmd_models.c — `ek models`: the model registry from the command line
+ * (add, list, show, alias, rm, verify, check, gc, log).  Every subcommand
+ * takes --home DIR (else $EK_HOME, else ~/.local/share/embedkit); the work
+ * is done by the public registry API (include/embedkit_registry.h). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
 #include "cli/cli.h"
+#include "embedkit_registry.h"
+
+#define CMD "models"
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: ek models <subcommand> [--home DIR] ...\n"
+            "  add DIR --name NAME [--version N] [--no-canaries]\n"
+            "                          import a model directory (every file hashed)\n"
+            "  list [NAME] [--json]    versions with status, aliases, health\n"
+            "  show REF [--json]       one version and its files\n"
+            "  alias NAME ALIAS VERSION   point ALIAS at NAME@VERSION\n"
+            "  alias NAME ALIAS --delete  remove ALIAS\n"
+            "  rm REF [--force]        retire a version (--force also drops its aliases)\n"
+            "  verify REF              re-hash its files; a mismatch marks it CORRUPT\n"
+            "  check REF [--rehash] [--json] [--every SECONDS --count N]\n"
+            "                          health check: reload, embed the canaries, compare\n"
+            "  gc                      delete blobs no version references\n"
+            "  log [NAME] [--json]     the event log\n"
+            "REF: NAME, NAME@VERSION, NAME@ALIAS (NAME@latest).  Names: letters, digits,\n"
+            "'.', '_', '-', starting with a letter or digit, at most 64 characters.\n"
+            "Home: --home DIR, else $EK_HOME, else ~/.local/share/embedkit.\n");
+}
+
+static void json_str(const char *s) {
+    putchar('"');
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\') printf("\\%c", *p);
+        else if (*p == '\n') fputs("\\n", stdout);
+        else if (*p < 0x20) printf("\\u%04x", *p);
+        else putchar(*p);
+    }
+    putchar('"');
+}
+
+static const char *when(int64_t t, char *buf, size_t cap) {
+    if (!t) return "-";
+    time_t tt = (time_t)t;
+    struct tm tm;
+    gmtime_r(&tt, &tm);
+    strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buf;
+}
+
+static const char *human(uint64_t b, char *buf, size_t cap) {
+    if (b < 10000) snprintf(buf, cap, "%llu B", (unsigned long long)b);
+    else if (b < 10000000) snprintf(buf, cap, "%.1f kB", (double)b / 1e3);
+    else if (b < 10000000000ULL) snprintf(buf, cap, "%.1f MB", (double)b / 1e6);
+    else snprintf(buf, cap, "%.1f GB", (double)b / 1e9);
+    return buf;
+}
+
+/* One version as a JSON object; left open (no closing brace) when open. */
+static void version_json(const ek_reg_version *v, int open) {
+    printf("{\"name\":");
+    json_str(v->name);
+    printf(",\"version\":%lld,\"status\":\"%s\",\"created_at\":%lld,\"ready_at\":%lld,\"total_bytes\":%llu,"
+           "\"files\":%d,\"latest\":%s,\"aliases\":[",
+           (long long)v->version, v->status, (long long)v->created_at, (long long)v->ready_at,
+           (unsigned long long)v->total_bytes, v->n_files, v->is_latest ? "true" : "false");
+    char a[sizeof v->aliases];
+    snprintf(a, sizeof a, "%s", v->aliases);
+    int first = 1;
+    for (char *save = NULL, *t = strtok_r(a, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        if (!first) putchar(',');
+        json_str(t);
+        first = 0;
+    }
+    printf("],\"reason\":");
+    json_str(v->reason);
+    printf(",\"health\":");
+    json_str(v->health);
+    printf(",\"health_reason\":");
+    json_str(v->health_reason);
+    printf(",\"health_at\":%lld,\"source\":", (long long)v->health_at);
+    json_str(v->source);
+    printf(",\"highest_version_seen\":%lld%s", (long long)v->highest_seen, open ? "" : "}");
+}
+
+static int open_reg(const char *home, ek_ctx **ctx, ek_registry **reg) {
+    *reg = NULL;
+    if (ek_ctx_new(ctx)) return cli_fail(CMD, "out of memory");
+    char h[3072];
+    if (!home) {
+        if (ek_registry_default_home(*ctx, h, sizeof h)) {
+            int rc = cli_fail(CMD, "%s", ek_ctx_last_error(*ctx));
+            ek_ctx_free(*ctx);
+            return rc;
+        }
+        home = h;
+    }
+    if (ek_registry_open(*ctx, home, NULL, reg)) {
+        int rc = cli_fail(CMD, "%s", ek_ctx_last_error(*ctx));
+        ek_ctx_free(*ctx);
+        return rc;
+    }
+    return 0;
+}
+
+static int cmd_add(ek_ctx *ctx, ek_registry *reg, int argc, char **argv) {
+    const char *dir = NULL, *name = NULL;
+    ek_import_options o = {0};
+    int rc;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--name") && i + 1 < argc) name = argv[++i];
+        else if (!strcmp(argv[i], "--version") && i + 1 < argc) {
+            int v;
+            if ((rc = cli_int(CMD, "--version", argv[++i], 1, 2000000000, &v))) return rc;
+            o.version = v;
+        } else if (!strcmp(argv[i], "--no-canaries")) o.no_canaries = 1;
+        else if (argv[i][0] == '-' && argv[i][1]) return cli_usage(CMD, "add: unknown option %s", argv[i]);
+        else if (!dir) dir = argv[i];
+        else return cli_usage(CMD, "add: one directory at a time");
+    }
+    if (!dir || !name) return cli_usage(CMD, "add DIR --name NAME is required");
+    int64_t v;
+    if (ek_registry_import(ctx, reg, dir, name, &o, &v)) return cli_fail(CMD, "add: %s", ek_ctx_last_error(ctx));
+    ek_reg_version info;
+    char ref[128];
+    snprintf(ref, sizeof ref, "%s@%lld", name, (long long)v);
+    if (ek_registry_lookup(ctx, reg, ref, &info)) return cli_fail(CMD, "add: %s", ek_ctx_last_error(ctx));
+    char hb[32];
+    printf("%s@%lld %s: %d files, %s\n", name, (long long)v, info.status, info.n_files,
+           human(info.total_bytes, hb, sizeof hb));
+    return 0;
+}
+
+static int cmd_list(ek_ctx *ctx, ek_registry *reg, int argc, char **argv) {
+    const char *name = NULL;
+    int json = 0;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--json")) json = 1;
+        else if (argv[i][0] == '-') return cli_usage(CMD, "list: unknown option %s", argv[i]);
+        else name = argv[i];
+    }
+    ek_reg_version *v;
+    size_t n;
+    if (ek_registry_list(ctx, reg, name, &v, &n)) return cli_fail(CMD, "list: %s", ek_ctx_last_error(ctx));
+    if (json) {
+        printf("[");
+        for (size_t i = 0; i < n; i++) {
+            if (i) putchar(',');
+            version_json(&v[i], 0);
+        }
+        printf("]\n");
+    } else {
+        printf("%-24s %8s  %-8s %10s %6s  %-24s %s\n", "NAME", "VERSION", "STATUS", "SIZE", "FILES", "ALIASES",
+               "HEALTH");
+        for (size_t i = 0; i < n; i++) {
+            char hb[32], al[300];
+            snprintf(al, sizeof al, "%s%s%s", v[i].is_latest ? "latest" : "",
+                     v[i].is_latest && *v[i].aliases ? "," : "", v[i].aliases);
+            printf("%-24s %8lld  %-8s %10s %6d  %-24s %s\n", v[i].name, (long long)v[i].version, v[i].status,
+                   human(v[i].total_bytes, hb, sizeof hb), v[i].n_files, *al ? al : "-",
+                   *v[i].health ? v[i].health : "-");
+        }
+    }
+    free(v);
+    return 0;
+}
+
+static int cmd_show(ek_ctx *ctx, ek_registry *reg, int argc, char **argv) {
+    const char *ref = NULL;
+    int json = 0;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--json")) json = 1;
+        else if (argv[i][0] == '-') return cli_usage(CMD, "show: unknown option %s", argv[i]);
+        else ref = argv[i];
+    }
+    if (!ref) return cli_usage(CMD, "show REF is required");
+    ek_reg_version v;
+    ek_reg_file *f;
+    size_t n;
+    if (ek_registry_lookup(ctx, reg, ref, &v) || ek_registry_files(ctx, reg, v.name, v.version, &f, &n))
+        return cli_fail(CMD, "show: %s", ek_ctx_last_error(ctx));
+    char path[4096];
+    snprintf(path, sizeof path, "%s/models/%s/%lld", ek_registry_home(reg), v.name, (long long)v.version);
+    if (json) {
+        version_json(&v, 1);
+        printf(",\"path\":");
+        json_str(path);
+        printf(",\"file_list\":[");
+        for (size_t i = 0; i < n; i++) {
+            printf("%s{\"path\":", i ? "," : "");
+            json_str(f[i].path);
+            printf(",\"size\":%llu,\"sha256\":\"%s\"}", (unsigned long long)f[i].size, f[i].sha256);
+        }
+        printf("]}\n");
+    } else {
+        char t1[32], t2[32], t3[32], hb[32];
+        printf("model:     %s@%lld\n", v.name, (long long)v.version);
+        printf("status:    %s%s%s\n", v.status, *v.reason ? " — " : "", v.reason);
+        printf("aliases:   %s%s%s\n", v.is_latest ? "latest" : "", v.is_latest && *v.aliases ? "," : "",
+               *v.aliases || v.is_latest ? v.aliases : "-");
+        printf("imported:  %s, READY %s, from %s\n", when(v.created_at, t1, sizeof t1),
+               when(v.ready_at, t2, sizeof t2), v.source);
+        printf("size:      %s in %d files\n", human(v.total_bytes, hb, sizeof hb), v.n_files);
+        printf("health:    %s%s%s%s%s\n", *v.health ? v.health : "never checked", *v.health_reason ? " — " : "",
+               v.health_reason, v.health_at ? " at " : "", v.health_at ? when(v.health_at, t3, sizeof t3) : "");
+        printf("path:      %s\n", path);
+        printf("highest version seen: %lld\n", (long long)v.highest_seen);
+        printf("files:\n");
+        for (size_t i = 0; i < n; i++)
+            printf("  %s  %12llu  %s\n", f[i].sha256, (unsigned long long)f[i].size, f[i].path);
+    }
+    free(f);
+    return 0;
+}
+
+static int cmd_alias(ek_ctx *ctx, ek_registry *reg, int argc, char **argv) {
+    if (argc == 3 && !strcmp(argv[2], "--delete")) {
+        if (ek_registry_unalias(ctx, reg, argv[0], argv[1]))
+            return cli_fail(CMD, "alias: %s", ek_ctx_last_error(ctx));
+        printf("%s@%s removed\n", argv[0], argv[1]);
+        return 0;
+    }
+    if (argc != 3) return cli_usage(CMD, "alias NAME ALIAS VERSION");
+    int v, rc;
+    if ((rc = cli_int(CMD, "VERSION", argv[2], 1, 2000000000, &v))) return rc;
+    if (ek_registry_alias(ctx, reg, argv[0], argv[1], v)) return cli_fail(CMD, "alias: %s", ek_ctx_last_error(ctx));
+    printf("%s@%s -> %d\n", argv[0], argv[1], v);
+    return 0;
+}
+
+static int cmd_rm(ek_ctx *ctx, ek_registry *reg, int argc, char **argv) {
+    const char *ref = NULL;
+    int force = 0;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--force")) force = 1;
+        else if (argv[i][0] == '-') return cli_usage(CMD, "rm: unknown option %s", argv[i]);
+        else ref = argv[i];
+    }
+    if (!ref) return cli_usage(CMD, "rm REF is required");
+    if (ek_registry_remove(ctx, reg, ref, force)) return cli_fail(CMD, "rm: %s", ek_ctx_last_error(ctx));
+    printf("%s retired (run `ek models gc` to free unreferenced blobs)\n", ref);
+    return 0;
+}
+
+static int cmd_verify(ek_ctx *ctx, ek_registry *reg, int argc, char **argv) {
+    if (argc != 1) return cli_usage(CMD, "verify REF");
+    char bad[1024];
+    if (ek_registry_verify(ctx, reg, argv[0], bad, sizeof bad))
+        return cli_fail(CMD, "verify: %s", ek_ctx_last_error(ctx));
+    printf("%s: all files match\n", argv[0]);
+    return 0;
+}
+
+static int cmd_check(ek_ctx *ctx, ek_registry *reg, int argc, char **argv) {
+    const char *ref = NULL;
+    int json = 0, rehash = 0, every = 0, count = 1, rc;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--json")) json = 1;
+        else if (!strcmp(argv[i], "--rehash")) rehash = 1;
+        else if (!strcmp(argv[i], "--every") && i + 1 < argc) {
+            if ((rc = cli_int(CMD, "--every", argv[++i], 1, 86400 * 7, &every))) return rc;
+        } else if (!strcmp(argv[i], "--count") && i + 1 < argc) {
+            if ((rc = cli_int(CMD, "--count", argv[++i], 0, 1000000000, &count))) return rc;
+        } else if (argv[i][0] == '-') return cli_usage(CMD, "check: unknown option %s", argv[i]);
+        else ref = argv[i];
+    }
+    if (!ref) return cli_usage(CMD, "check REF is required");
+    if (every && count == 1) count = 0; /* a monitor runs until stopped */
+    int worst = 0;
+    for (int k = 0; !count || k < count; k++) {
+        if (k) sleep((unsigned)every);
+        ek_health h;
+        ek_reg_version v;
+        if (ek_registry_lookup(ctx, reg, ref, &v) || ek_registry_check(ctx, reg, ref, rehash, &h))
+            return cli_fail(CMD, "check: %s", ek_ctx_last_error(ctx));
+        if (json) {
+            printf("{\"model\":");
+            json_str(v.name);
+            printf(",\"version\":%lld,\"result\":\"%s\",\"reason\":", (long long)v.version, h.result);
+            json_str(h.reason);
+            printf(",\"min_cosine\":");
+            if (h.min_cosine > -2 && h.min_cosine <= 1.5) printf("%.7f", h.min_cosine);
+            else printf("null");
+            printf(",\"load_ms\":%.3f,\"embed_ms\":%.3f,\"golden_embed_ms\":%.3f}\n", h.load_ms, h.embed_ms,
+                   h.golden_embed_ms);
+        } else {
+            printf("%s@%lld: %s%s%s (load %.1f ms, canaries %.1f ms", v.name, (long long)v.version, h.result,
+                   *h.reason ? ": " : "", h.reason, h.load_ms, h.embed_ms);
+            if (h.min_cosine > -2 && h.min_cosine <= 1.5) printf(", min cosine %.7f", h.min_cosine);
+            printf(")\n");
+        }
+        fflush(stdout);
+        int level = !strcmp(h.result, "healthy") ? 0 : !strcmp(h.result, "degraded") ? 3 : 4;
+        if (level > worst) worst = level;
+    }
+    return worst; /* 0 healthy, 3 degraded, 4 unhealthy */
+}
+
+static int cmd_gc(ek_ctx *ctx, ek_registry *reg, int argc, char **argv) {
+    (void)argv;
+    if (argc) return cli_usage(CMD, "gc takes no arguments");
+    size_t n;
+    uint64_t b;
+    if (ek_registry_gc(ctx, reg, &n, &b)) return cli_fail(CMD, "gc: %s", ek_ctx_last_error(ctx));
+    char hb[32];
+    printf("removed %zu unreferenced blobs (%s)\n", n, human(b, hb, sizeof hb));
+    return 0;
+}
+
+static int cmd_log(ek_ctx *ctx, ek_registry *reg, int argc, char **argv) {
+    const char *name = NULL;
+    int json = 0;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--json")) json = 1;
+        else if (argv[i][0] == '-') return cli_usage(CMD, "log: unknown option %s", argv[i]);
+        else name = argv[i];
+    }
+    ek_reg_event *ev;
+    size_t n;
+    if (ek_registry_events(ctx, reg, name, &ev, &n)) return cli_fail(CMD, "log: %s", ek_ctx_last_error(ctx));
+    for (size_t i = 0; i < n; i++) {
+        char t[32];
+        if (json) {
+            printf("{\"id\":%lld,\"at\":%lld,\"who\":", (long long)ev[i].id, (long long)ev[i].at);
+            json_str(ev[i].who);
+            printf(",\"model\":");
+            json_str(ev[i].model);
+            printf(",\"version\":%lld,\"action\":", (long long)ev[i].version);
+            json_str(ev[i].action);
+            printf(",\"detail\":");
+            json_str(ev[i].detail);
+            printf("}\n");
+        } else {
+            char what[128];
+            if (ev[i].version) snprintf(what, sizeof what, "%s@%lld", ev[i].model, (long long)ev[i].version);
+            else snprintf(what, sizeof what, "%s", *ev[i].model ? ev[i].model : "-");
+            printf("%s  %-14s %-24s %-28s %s\n", when(ev[i].at, t, sizeof t), ev[i].action, what, ev[i].who,
+                   ev[i].detail);
+        }
+    }
+    free(ev);
+    return 0;
+}
 
 int ek_cmd_models(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
-    return cli_fail("models", "not built yet");
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    const char *sub = argv[1], *home = NULL;
+    /* --home may come anywhere after the subcommand; take it out. */
+    char **args = malloc(sizeof *args * (size_t)argc);
+    if (!args) return cli_fail(CMD, "out of memory");
+    int n = 0;
+    for (int i = 2; i < argc; i++) {
+        if (!strcmp(argv[i], "--home")) {
+            if (i + 1 >= argc) {
+                free(args);
+                return cli_usage(CMD, "--home needs a directory");
+            }
+            home = argv[++i];
+        } else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            free(args);
+            usage(stdout);
+            return 0;
+        } else args[n++] = argv[i];
+    }
+    static const struct {
+        const char *name;
+        int (*fn)(ek_ctx *, ek_registry *, int, char **);
+    } subs[] = {{"add", cmd_add},       {"list", cmd_list},   {"show", cmd_show},
+                {"alias", cmd_alias},   {"rm", cmd_rm},       {"verify", cmd_verify},
+                {"check", cmd_check},   {"gc", cmd_gc},       {"log", cmd_log}};
+    int rc = -1;
+    for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++) {
+        if (strcmp(sub, subs[i].name)) continue;
+        ek_ctx *ctx;
+        ek_registry *reg;
+        rc = open_reg(home, &ctx, &reg);
+        if (!rc) {
+            rc = subs[i].fn(ctx, reg, n, args);
+            ek_registry_close(reg);
+            ek_ctx_free(ctx);
+        }
+        break;
+    }
+    free(args);
+    if (rc == -1) return cli_usage(CMD, "unknown subcommand \"%s\"", sub);
+    return rc;
 }

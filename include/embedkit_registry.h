@@ -1,0 +1,239 @@
+/* embedkit_registry.h — the model registry and the model pool (public API).
+ *
+ * The registry is a directory ("home", by default ~/.local/share/embedkit,
+ * see ek_registry_default_home) holding:
+ *   registry.db                SQLite: models, versions, files, aliases,
+ *                              events, canary embeddings, health results
+ *   blobs/sha256-<hex>         every imported file once, named by its digest
+ *   models/<name>/<version>/   a version's files: links to blobs
+ *
+ * A version is PENDING while it is imported and READY once every file is in
+ * place and verified; a READY version never changes (only its status may
+ * move on to CORRUPT or RETIRED).  Versions are integers 1, 2, ...; aliases
+ * (`production`, `canary`) are movable names for a version; `latest` is the
+ * highest READY version, computed, never stored.
+ *
+ * Model references, accepted wherever a model is named:
+ *   DIR            a path (contains '/', or names an existing directory)
+ *   name           the latest READY version of name
+ *   name@7         version 7
+ *   name@alias     the version the alias points at (`name@latest` too)
+ *
+ * Names (model and alias): 1..64 characters from [A-Za-z0-9._-], starting
+ * with a letter or digit; an alias is not all digits and not "latest".
+ *
+ * Every fallible call returns an ek_status and leaves its message in the
+ * ek_ctx passed to it (ek_ctx_last_error).  No hidden global state: the home
+ * directory is always passed in. */
+#ifndef EMBEDKIT_REGISTRY_H
+#define EMBEDKIT_REGISTRY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "embedkit.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define EK_REGISTRY_SCHEMA 1      /* PRAGMA user_version this build writes */
+#define EK_REGISTRY_NAME_MAX 64
+
+/* ---- home and names ----------------------------------------------------- */
+
+/* Writes $EK_HOME, else $XDG_DATA_HOME/embedkit, else $HOME/.local/share/
+ * embedkit into buf.  The only function that reads the environment. */
+ek_status ek_registry_default_home(ek_ctx *ctx, char *buf, size_t cap);
+
+/* 1 if name is a valid model name (what = "model") or alias (what =
+ * "alias"); otherwise 0 and, when ctx is given, the reason. */
+int ek_registry_name_ok(ek_ctx *ctx, const char *what, const char *name);
+
+/* ---- registry ------------------------------------------------------------ */
+
+typedef struct ek_registry ek_registry;
+
+typedef struct ek_registry_options {
+    int busy_timeout_ms;   /* wait this long for another writer; 0 = 5000 */
+    const char *who;       /* recorded in the event log; NULL = user name */
+} ek_registry_options;
+
+/* Opens (creating when absent) the registry under home.  Refuses a database
+ * file that is not a valid registry (it is never recreated or modified),
+ * migrates an older schema forward, and cleans leftovers of imports whose
+ * process died (their versions become FAILED). */
+ek_status ek_registry_open(ek_ctx *ctx, const char *home,
+                           const ek_registry_options *opts, ek_registry **out);
+void ek_registry_close(ek_registry *reg);
+const char *ek_registry_home(const ek_registry *reg);
+
+/* Steps of an import, for fault injection in tests (see import hook). */
+typedef enum ek_import_step {
+    EK_IMPORT_PENDING = 1,   /* the PENDING version row is committed */
+    EK_IMPORT_STAGED = 2,    /* every file copied + hashed into staging */
+    EK_IMPORT_FILES = 3,     /* file rows committed */
+    EK_IMPORT_BLOBS = 4,     /* blobs installed */
+    EK_IMPORT_TREE = 5,      /* version directory in place */
+    EK_IMPORT_CANARIES = 6,  /* golden embeddings computed */
+    EK_IMPORT_READY = 7      /* READY committed (hook sees the end) */
+} ek_import_step;
+
+typedef struct ek_import_options {
+    int64_t version;        /* 0: one more than the highest ever seen */
+    int no_canaries;        /* 1: do not load the model nor store goldens
+                               (the files need not be a loadable model) */
+    /* Called after each step; a non-zero return aborts the import there as a
+     * crash would (nothing is cleaned up; the next open recovers). */
+    int (*hook)(void *arg, ek_import_step step);
+    void *hook_arg;
+} ek_import_options;
+
+/* Imports every file under dir as name@version: hashes each file into the
+ * blob store, assembles models/<name>/<version>/, stores the canary
+ * embeddings, then marks the version READY.  *version_out (may be NULL)
+ * receives the version number. */
+ek_status ek_registry_import(ek_ctx *ctx, ek_registry *reg, const char *dir,
+                             const char *name, const ek_import_options *opts,
+                             int64_t *version_out);
+
+/* One version as listed. */
+typedef struct ek_reg_version {
+    char name[EK_REGISTRY_NAME_MAX + 1];
+    int64_t version;
+    char status[12];          /* PENDING READY FAILED CORRUPT RETIRED */
+    int64_t created_at;       /* unix seconds */
+    int64_t ready_at;         /* 0 when never READY */
+    uint64_t total_bytes;
+    int n_files;
+    int is_latest;
+    char aliases[256];        /* "canary,production" */
+    char reason[512];         /* why FAILED / CORRUPT / RETIRED */
+    char health[12];          /* last check: healthy degraded unhealthy, "" */
+    char health_reason[256];
+    int64_t health_at;
+    char source[1024];        /* directory it was imported from */
+    int64_t highest_seen;     /* highest version ever seen for the model */
+} ek_reg_version;
+
+typedef struct ek_reg_file {
+    char path[1024];          /* relative to the version directory */
+    uint64_t size;
+    char sha256[65];
+} ek_reg_file;
+
+typedef struct ek_reg_event {
+    int64_t id;
+    int64_t at;               /* unix seconds */
+    char who[128];
+    char model[EK_REGISTRY_NAME_MAX + 1];
+    int64_t version;          /* 0 when the event is not about one version */
+    char action[32];
+    char detail[512];
+} ek_reg_event;
+
+/* All versions (of one model when name != NULL), by name then version.
+ * *out is malloc'd (free it with free()). */
+ek_status ek_registry_list(ek_ctx *ctx, ek_registry *reg, const char *name,
+                           ek_reg_version **out, size_t *n);
+
+/* Resolves a registry reference (name, name@N, name@alias) to its version.
+ * Any status is returned (check info->status). */
+ek_status ek_registry_lookup(ek_ctx *ctx, ek_registry *reg, const char *ref,
+                             ek_reg_version *info);
+/* The files of name@version (*out malloc'd). */
+ek_status ek_registry_files(ek_ctx *ctx, ek_registry *reg, const char *name,
+                            int64_t version, ek_reg_file **out, size_t *n);
+/* The event log, oldest first (of one model when name != NULL). */
+ek_status ek_registry_events(ek_ctx *ctx, ek_registry *reg, const char *name,
+                             ek_reg_event **out, size_t *n);
+
+/* Points alias at name@version (a READY version); creates or moves it. */
+ek_status ek_registry_alias(ek_ctx *ctx, ek_registry *reg, const char *name,
+                            const char *alias, int64_t version);
+/* Removes an alias. */
+ek_status ek_registry_unalias(ek_ctx *ctx, ek_registry *reg, const char *name,
+                              const char *alias);
+/* Retires a version: status RETIRED, its directory removed (blobs stay until
+ * gc).  Refused while an alias points at it unless force (which removes
+ * those aliases). */
+ek_status ek_registry_remove(ek_ctx *ctx, ek_registry *reg, const char *ref, int force);
+
+/* Re-hashes the version's files against the registry.  A mismatch (or a
+ * missing file) makes the version CORRUPT and fails with a message naming
+ * the file; *bad_file (may be NULL, cap bytes) receives its path. */
+ek_status ek_registry_verify(ek_ctx *ctx, ek_registry *reg, const char *ref,
+                             char *bad_file, size_t cap);
+
+/* Deletes blobs no live version references (and leftover staging files);
+ * counts and bytes freed in the outputs (may be NULL). */
+ek_status ek_registry_gc(ek_ctx *ctx, ek_registry *reg, size_t *blobs_removed,
+                         uint64_t *bytes_freed);
+
+/* Resolves any model reference (see the top of this file) to the directory
+ * ek_model_load should read: path must hold cap bytes.  A registry reference
+ * must name a READY version; home may be NULL for ek_registry_default_home. */
+ek_status ek_registry_resolve(ek_ctx *ctx, const char *home, const char *ref,
+                              char *path, size_t cap);
+
+/* ---- health checks --------------------------------------------------------- */
+
+typedef struct ek_health {
+    char result[12];          /* healthy, degraded, unhealthy */
+    char reason[512];
+    double min_cosine;        /* over the canary texts (-2 when not run) */
+    double load_ms;           /* reloading the version */
+    double embed_ms;          /* embedding the canaries */
+    double golden_embed_ms;   /* the same at import */
+} ek_health;
+
+/* Reloads the version, embeds the canary texts and compares them with the
+ * goldens stored at import (cosine >= 0.9999), measures latency, and with
+ * rehash also re-hashes its files (a mismatch makes it CORRUPT).  The result
+ * is stored in the registry; the return is EK_OK whenever the check ran
+ * (inspect out->result). */
+ek_status ek_registry_check(ek_ctx *ctx, ek_registry *reg, const char *ref,
+                            int rehash, ek_health *out);
+
+/* ---- model pool ------------------------------------------------------------- */
+
+/* Loaded models keyed by (name, version), shared by threads: a load asked
+ * for by many threads at once happens once; idle versions are unloaded
+ * least-recently-used first when the loaded total exceeds the budget; a
+ * version held by a caller is never unloaded.  References are resolved at
+ * each acquire, so moving an alias sends new requests to the new version
+ * while running ones finish on the old. */
+typedef struct ek_pool ek_pool;
+typedef struct ek_pool_handle ek_pool_handle;
+
+typedef struct ek_pool_stats {
+    size_t loaded;            /* versions in memory */
+    size_t in_use;            /* of which held by callers */
+    uint64_t bytes;           /* their model bytes */
+    uint64_t budget;
+    uint64_t loads;           /* model loads performed */
+    uint64_t hits;            /* acquires served from memory */
+    uint64_t waits;           /* acquires that waited for another's load */
+    uint64_t evictions;       /* idle versions unloaded for the budget */
+} ek_pool_stats;
+
+/* budget_bytes: 0 = unlimited.  The pool opens its own registry connection. */
+ek_status ek_pool_new(ek_ctx *ctx, const char *home, uint64_t budget_bytes,
+                      ek_pool **out);
+/* All handles must have been released. */
+void ek_pool_free(ek_pool *pool);
+/* Resolves ref (a registry reference; READY versions only) and returns a
+ * handle to the loaded model, loading it once if needed.  Thread-safe. */
+ek_status ek_pool_acquire(ek_ctx *ctx, ek_pool *pool, const char *ref,
+                          ek_pool_handle **out);
+const ek_model *ek_pool_model(const ek_pool_handle *h);
+const char *ek_pool_handle_name(const ek_pool_handle *h);
+int64_t ek_pool_handle_version(const ek_pool_handle *h);
+/* Returns the handle; the version stays loaded until the budget needs room. */
+void ek_pool_release(ek_pool_handle *h);
+void ek_pool_get_stats(ek_pool *pool, ek_pool_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* EMBEDKIT_REGISTRY_H */
