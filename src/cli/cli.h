@@ -19,6 +19,7 @@ int ek_bench_search(int argc, char **argv);   /* cli/bench_search.c */
 int ek_cmd_models(int argc, char **argv);     /* cli/cmd_models.c */
 int ek_bench_versions(int argc, char **argv); /* cli/bench_versions.c */
 int ek_cmd_config(int argc, char **argv);     /* cli/cmd_config.c */
+int ek_cmd_keys(int argc, char **argv);       /* cli/cmd_keys.c */
 int ek_bench_pipeline(int argc, char **argv); /* cli/bench_pipeline.c */
 
 /* Prints "ek CMD: error: ..." and returns 1 (or 2 for usage errors). */

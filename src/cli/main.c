@@ -21,6 +21,7 @@ static void usage(FILE *f) {
             "  quantize    quantize an embedding matrix to int8 or binary\n"
             "  models      model registry: add, list, show, alias, rm, verify, check, gc, log\n"
             "  config      show or validate the configuration\n"
+            "  keys        trusted minisign public keys: add, list, rm\n"
             "  bench       benchmarks: forward, search, versions (see ek bench --help)\n"
             "  version     print the version\n"
             "\n"
@@ -73,6 +74,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "bench")) return ek_cmd_bench(argc - 1, argv + 1);
     if (!strcmp(cmd, "models")) return ek_cmd_models(argc - 1, argv + 1);
     if (!strcmp(cmd, "config")) return ek_cmd_config(argc - 1, argv + 1);
+    if (!strcmp(cmd, "keys")) return ek_cmd_keys(argc - 1, argv + 1);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
         printf("ek %s\n", ek_version());
         return 0;
