@@ -479,6 +479,7 @@ typedef struct ek_config {
     int64_t cache_max_bytes;
     int64_t validation_max_text_bytes;
     int validation_max_batch;
+    int validation_allow_empty;
     double ratelimit_rate;
     double ratelimit_burst;
     int ratelimit_per_caller;

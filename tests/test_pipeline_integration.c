@@ -146,7 +146,10 @@ static void test_single_batch_cache_order(void **state) {
     rig_free(r);
 }
 
-static void limits(ek_config *c) { c->validation_max_text_bytes = 100; }
+static void limits(ek_config *c) {
+    c->validation_max_text_bytes = 100;
+    c->validation_allow_empty = 0; /* the default accepts them, as sentence-transformers */
+}
 
 static void test_rejects(void **state) {
     (void)state;
