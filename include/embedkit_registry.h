@@ -37,7 +37,7 @@
 extern "C" {
 #endif
 
-#define EK_REGISTRY_SCHEMA 1      /* PRAGMA user_version this build writes */
+#define EK_REGISTRY_SCHEMA 2      /* PRAGMA user_version this build writes */
 #define EK_REGISTRY_NAME_MAX 64
 
 /* ---- home and names ----------------------------------------------------- */
@@ -194,6 +194,143 @@ typedef struct ek_health {
  * (inspect out->result). */
 ek_status ek_registry_check(ek_ctx *ctx, ek_registry *reg, const char *ref,
                             int rehash, ek_health *out);
+
+/* ---- signed manifests, trusted keys, verified installs (docs/SIGNING.md) ---- */
+
+/* Why a verified install or a download was refused: one code per failure,
+ * so tools need not parse messages (ek_verify_code_name gives its name). */
+typedef enum ek_verify_code {
+    EK_VERIFY_OK = 0,
+    EK_VERIFY_UNSIGNED,          /* no manifest.json.minisig, unsigned not allowed */
+    EK_VERIFY_NO_MANIFEST,       /* no manifest.json at the source */
+    EK_VERIFY_MALFORMED_MANIFEST,/* manifest.json unreadable, invalid or not canonical */
+    EK_VERIFY_MALFORMED_SIGNATURE,/* the .minisig is not a minisign signature */
+    EK_VERIFY_MALFORMED_KEY,     /* a public key is not a minisign public key */
+    EK_VERIFY_LEGACY,            /* legacy (non-prehashed "Ed") signature, not allowed */
+    EK_VERIFY_UNTRUSTED_KEY,     /* signed by a key that is not trusted (for that model) */
+    EK_VERIFY_BAD_SIGNATURE,     /* the signature does not match manifest.json */
+    EK_VERIFY_BAD_TRUSTED_COMMENT,/* the trusted comment was edited */
+    EK_VERIFY_NAME_MISMATCH,     /* the signed manifest names another model */
+    EK_VERIFY_ROLLBACK,          /* a version lower than the highest ever seen */
+    EK_VERIFY_CONFLICT,          /* name@version installed with other content */
+    EK_VERIFY_MISSING_FILE,      /* a file the manifest lists is absent */
+    EK_VERIFY_EXTRA_FILE,        /* a file the manifest does not list is present */
+    EK_VERIFY_SIZE_MISMATCH,     /* a file's size differs (truncated, too long) */
+    EK_VERIFY_TOO_LARGE,         /* the server sent more bytes than the manifest lists */
+    EK_VERIFY_DIGEST_MISMATCH,   /* a file's SHA-256 differs */
+    EK_VERIFY_DOWNLOAD,          /* the network failed (after the retries) */
+    EK_VERIFY_NO_SOURCE          /* update: the model was not pulled from a source */
+} ek_verify_code;
+
+/* "EK_VERIFY_DIGEST_MISMATCH" etc. */
+const char *ek_verify_code_name(ek_verify_code code);
+
+/* Writes the canonical manifest of every file under dir (except
+ * manifest.json and manifest.json.minisig) to dir/manifest.json: same
+ * directory, same bytes.  sha256_hex (65 bytes, may be NULL) receives the
+ * manifest's own digest. */
+ek_status ek_manifest_write(ek_ctx *ctx, const char *dir, const char *name, int64_t version,
+                            char *sha256_hex);
+
+/* A trusted minisign public key: for one model, or for all (scope ""). */
+typedef struct ek_trusted_key {
+    char key_id[17];          /* as minisign shows it: 16 upper-case hex digits */
+    char scope[EK_REGISTRY_NAME_MAX + 1];  /* model name, "" = every model */
+    char public_key[64];      /* the base64 line of the .pub file */
+    char comment[256];        /* its untrusted comment */
+    int64_t added_at;
+} ek_trusted_key;
+
+/* Trusts the key in pubkey_text (the contents of a minisign .pub file, or
+ * its base64 line) for model (NULL or "" = every model).  out may be NULL. */
+ek_status ek_keys_add(ek_ctx *ctx, ek_registry *reg, const char *pubkey_text, const char *model,
+                      ek_trusted_key *out);
+/* Every trusted key, by scope then id (*out malloc'd). */
+ek_status ek_keys_list(ek_ctx *ctx, ek_registry *reg, ek_trusted_key **out, size_t *n);
+/* Stops trusting key_id for model (NULL = in every scope it has). */
+ek_status ek_keys_remove(ek_ctx *ctx, ek_registry *reg, const char *key_id, const char *model,
+                         size_t *removed);
+
+/* One step of a pull, for progress displays. */
+typedef struct ek_pull_progress {
+    const char *event;        /* "manifest", "file", "progress", "retry", "verified", "install", "done" */
+    const char *path;         /* the file ("" for whole-pull events) */
+    uint64_t done, total;     /* bytes of this file */
+    uint64_t all_done, all_total;  /* bytes of every file */
+    int index, n_files;       /* file index (0-based) and count */
+    const char *detail;       /* why a retry happens, etc. */
+} ek_pull_progress;
+
+typedef struct ek_pull_options {
+    const char *expect_name;  /* refuse a manifest for another model (NULL: any) */
+    const char *endpoint;     /* Hub layout: source is a repo id served under
+                                 ENDPOINT/<repo>/resolve/<revision>/<file> */
+    const char *revision;     /* Hub revision; NULL = "main" */
+    int allow_unsigned;       /* install without manifest.json.minisig (recorded) */
+    int allow_legacy;         /* accept legacy (non-prehashed) signatures */
+    int allow_downgrade;      /* accept a version below the highest ever seen */
+    const char *alias;        /* move this alias to the installed version */
+    int no_canaries;          /* see ek_import_options */
+    int connect_timeout_ms;   /* 0 = 10000 */
+    int stall_timeout_s;      /* a transfer below min_rate for this long fails; 0 = 30 */
+    int min_rate;             /* bytes per second; 0 = 1000 */
+    int timeout_s;            /* whole-request limit; 0 = none */
+    int max_retries;          /* per file; 0 = 5, -1 = none */
+    int backoff_ms;           /* first retry delay, doubled each retry; 0 = 500 */
+    int max_redirects;        /* 0 = 5 */
+    void (*progress)(void *arg, const ek_pull_progress *p);
+    void *progress_arg;
+    /* Forwarded to the import (ek_import_options.hook): tests crash there. */
+    int (*hook)(void *arg, ek_import_step step);
+    void *hook_arg;
+} ek_pull_options;
+
+typedef struct ek_pull_result {
+    ek_verify_code code;      /* why it was refused; EK_VERIFY_OK when it was not */
+    char file[1024];          /* the file a file-level refusal is about */
+    char name[EK_REGISTRY_NAME_MAX + 1];
+    int64_t version;          /* from the manifest (0 before it was read) */
+    int is_signed;
+    char key_id[17];
+    char trusted_comment[1024];
+    int already_installed;    /* that exact manifest was installed already */
+    uint64_t bytes_downloaded;
+    int retries;
+} ek_pull_result;
+
+/* Installs a model from source after verifying everything: source is an
+ * http(s) URL of a directory serving manifest.json, manifest.json.minisig
+ * and the files; a Hub repo id (with opts->endpoint); or a local directory
+ * (which must hold exactly the files of its manifest).  The name and
+ * version installed are the ones inside the signed manifest.  Files are
+ * fetched into a private staging folder, each checked against the manifest
+ * (size bounded, SHA-256 streamed), and only then imported; on any failure
+ * the registry and the blob store are as they were.  res (may be NULL)
+ * receives the outcome and, on refusal, its code. */
+ek_status ek_registry_pull(ek_ctx *ctx, ek_registry *reg, const char *source,
+                           const ek_pull_options *opts, ek_pull_result *res);
+
+/* Asks the source the newest version of name was pulled from for its
+ * current manifest and installs it when newer (res->already_installed when
+ * not).  A version lower than the highest ever seen is refused
+ * (EK_VERIFY_ROLLBACK) unless opts->allow_downgrade. */
+ek_status ek_registry_update(ek_ctx *ctx, ek_registry *reg, const char *name,
+                             const ek_pull_options *opts, ek_pull_result *res);
+
+/* Where a version came from and who signed it. */
+typedef struct ek_reg_provenance {
+    int recorded;             /* 0: imported with `ek models add` (unsigned) */
+    int is_signed;
+    char key_id[17];
+    char trusted_comment[1024];
+    char manifest_sha256[65];
+    char origin[2048];        /* URL, Hub endpoint or directory pulled from */
+    char repo[256];           /* Hub repo id ("" otherwise) */
+    char revision[128];
+} ek_reg_provenance;
+
+ek_status ek_registry_provenance(ek_ctx *ctx, ek_registry *reg, const char *name, int64_t version,
+                                 ek_reg_provenance *out);
 
 /* ---- model pool ------------------------------------------------------------- */
 

@@ -1,5 +1,6 @@
 /* cli/cmd_models.c — `ek models`: the model registry from the command line
- * (add, list, show, alias, rm, verify, check, gc, log).  Every subcommand
+ * (add, list, show, alias, rm, verify, check, gc, log; signed models:
+ * manifest, pull, update, add --verify — docs/SIGNING.md).  Every subcommand
  * takes --home DIR (else $EK_HOME, else ~/.local/share/embedkit); the work
  * is done by the public registry API (include/embedkit_registry.h). */
 #include <stdio.h>
@@ -17,7 +18,21 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: ek models <subcommand> [--home DIR] ...\n"
             "  add DIR --name NAME [--version N] [--no-canaries]\n"
-            "                          import a model directory (every file hashed)\n"
+            "                          import a model directory (every file hashed;\n"
+            "                          recorded as unsigned)\n"
+            "  add DIR --verify [--name NAME] [PULL OPTIONS]\n"
+            "                          install DIR as its signed manifest says (see pull)\n"
+            "  manifest DIR --name NAME --version N\n"
+            "                          write the canonical DIR/manifest.json (sign it with\n"
+            "                          `minisign -S -m DIR/manifest.json`)\n"
+            "  pull SOURCE [--name NAME] [--endpoint URL [--revision R]] [PULL OPTIONS]\n"
+            "                          download, verify and install a signed model: SOURCE\n"
+            "                          is an http(s) URL of a directory, a Hub repo id\n"
+            "                          (with --endpoint) or a local directory\n"
+            "  update NAME [PULL OPTIONS]  install the newer signed version from NAME's source\n"
+            "PULL OPTIONS: --alias A (move A to the version), --allow-unsigned, --allow-legacy,\n"
+            "  --allow-downgrade, --no-canaries, --json (progress as JSON lines),\n"
+            "  --connect-timeout MS, --stall-timeout S, --timeout S, --retries N, --backoff MS\n"
             "  list [NAME] [--json]    versions with status, aliases, health\n"
             "  show REF [--json]       one version and its files\n"
             "  alias NAME ALIAS VERSION   point ALIAS at NAME@VERSION\n"
@@ -88,6 +103,24 @@ static void version_json(const ek_reg_version *v, int open) {
     printf(",\"highest_version_seen\":%lld%s", (long long)v->highest_seen, open ? "" : "}");
 }
 
+/* The signing fields of a version, appended to an open JSON object. */
+static void provenance_json(ek_ctx *ctx, ek_registry *reg, const ek_reg_version *v) {
+    ek_reg_provenance pv;
+    if (ek_registry_provenance(ctx, reg, v->name, v->version, &pv)) memset(&pv, 0, sizeof pv);
+    printf(",\"signed\":%s,\"key_id\":", pv.is_signed ? "true" : "false");
+    json_str(pv.key_id);
+    printf(",\"trusted_comment\":");
+    json_str(pv.trusted_comment);
+    printf(",\"manifest_sha256\":");
+    json_str(pv.manifest_sha256);
+    printf(",\"origin\":");
+    json_str(pv.origin);
+    printf(",\"repo\":");
+    json_str(pv.repo);
+    printf(",\"revision\":");
+    json_str(pv.revision);
+}
+
 static int open_reg(const char *home, ek_ctx **ctx, ek_registry **reg) {
     *reg = NULL;
     if (ek_ctx_new(ctx)) return cli_fail(CMD, "out of memory");
@@ -108,7 +141,11 @@ static int open_reg(const char *home, ek_ctx **ctx, ek_registry **reg) {
     return 0;
 }
 
+static int cmd_pull_like(ek_ctx *ctx, ek_registry *reg, int argc, char **argv, const char *what);
+
 static int cmd_add(ek_ctx *ctx, ek_registry *reg, int argc, char **argv) {
+    for (int i = 0; i < argc; i++)
+        if (!strcmp(argv[i], "--verify")) return cmd_pull_like(ctx, reg, argc, argv, "add");
     const char *dir = NULL, *name = NULL;
     ek_import_options o = {0};
     int rc;
@@ -151,19 +188,23 @@ static int cmd_list(ek_ctx *ctx, ek_registry *reg, int argc, char **argv) {
         printf("[");
         for (size_t i = 0; i < n; i++) {
             if (i) putchar(',');
-            version_json(&v[i], 0);
+            version_json(&v[i], 1);
+            provenance_json(ctx, reg, &v[i]);
+            putchar('}');
         }
         printf("]\n");
     } else {
-        printf("%-24s %8s  %-8s %10s %6s  %-24s %s\n", "NAME", "VERSION", "STATUS", "SIZE", "FILES", "ALIASES",
-               "HEALTH");
+        printf("%-24s %8s  %-8s %10s %6s  %-24s %-10s %s\n", "NAME", "VERSION", "STATUS", "SIZE", "FILES", "ALIASES",
+               "HEALTH", "SIGNED");
         for (size_t i = 0; i < n; i++) {
             char hb[32], al[300];
             snprintf(al, sizeof al, "%s%s%s", v[i].is_latest ? "latest" : "",
                      v[i].is_latest && *v[i].aliases ? "," : "", v[i].aliases);
-            printf("%-24s %8lld  %-8s %10s %6d  %-24s %s\n", v[i].name, (long long)v[i].version, v[i].status,
+            ek_reg_provenance pv;
+            int signed_ = !ek_registry_provenance(ctx, reg, v[i].name, v[i].version, &pv) && pv.is_signed;
+            printf("%-24s %8lld  %-8s %10s %6d  %-24s %-10s %s\n", v[i].name, (long long)v[i].version, v[i].status,
                    human(v[i].total_bytes, hb, sizeof hb), v[i].n_files, *al ? al : "-",
-                   *v[i].health ? v[i].health : "-");
+                   *v[i].health ? v[i].health : "-", signed_ ? pv.key_id : "unsigned");
         }
     }
     free(v);
@@ -188,6 +229,7 @@ static int cmd_show(ek_ctx *ctx, ek_registry *reg, int argc, char **argv) {
     snprintf(path, sizeof path, "%s/models/%s/%lld", ek_registry_home(reg), v.name, (long long)v.version);
     if (json) {
         version_json(&v, 1);
+        provenance_json(ctx, reg, &v);
         printf(",\"path\":");
         json_str(path);
         printf(",\"file_list\":[");
@@ -210,6 +252,17 @@ static int cmd_show(ek_ctx *ctx, ek_registry *reg, int argc, char **argv) {
                v.health_reason, v.health_at ? " at " : "", v.health_at ? when(v.health_at, t3, sizeof t3) : "");
         printf("path:      %s\n", path);
         printf("highest version seen: %lld\n", (long long)v.highest_seen);
+        ek_reg_provenance pv;
+        if (!ek_registry_provenance(ctx, reg, v.name, v.version, &pv)) {
+            if (pv.is_signed)
+                printf("signed:    yes, by key %s\ntrusted comment: %s\n", pv.key_id, pv.trusted_comment);
+            else
+                printf("signed:    NO (unsigned: %s)\n", pv.recorded ? "installed with --allow-unsigned"
+                                                              : "imported with `ek models add`");
+            if (pv.recorded)
+                printf("origin:    %s%s%s%s%s\n", pv.origin, *pv.repo ? " repo " : "", pv.repo,
+                       *pv.revision ? "@" : "", pv.revision);
+        }
         printf("files:\n");
         for (size_t i = 0; i < n; i++)
             printf("  %s  %12llu  %s\n", f[i].sha256, (unsigned long long)f[i].size, f[i].path);
@@ -347,12 +400,177 @@ static int cmd_log(ek_ctx *ctx, ek_registry *reg, int argc, char **argv) {
     return 0;
 }
 
+/* ---- signed models ---- */
+
+static int cmd_manifest(int argc, char **argv) {
+    const char *dir = NULL, *name = NULL;
+    int version = 0, rc;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--name") && i + 1 < argc) name = argv[++i];
+        else if (!strcmp(argv[i], "--version") && i + 1 < argc) {
+            if ((rc = cli_int(CMD, "--version", argv[++i], 1, 2000000000, &version))) return rc;
+        } else if (argv[i][0] == '-' && argv[i][1]) return cli_usage(CMD, "manifest: unknown option %s", argv[i]);
+        else if (!dir) dir = argv[i];
+        else return cli_usage(CMD, "manifest: one directory at a time");
+    }
+    if (!dir || !name || !version) return cli_usage(CMD, "manifest DIR --name NAME --version N is required");
+    ek_ctx *ctx;
+    if (ek_ctx_new(&ctx)) return cli_fail(CMD, "out of memory");
+    char sha[65];
+    if (ek_manifest_write(ctx, dir, name, version, sha)) {
+        rc = cli_fail(CMD, "manifest: %s", ek_ctx_last_error(ctx));
+    } else {
+        printf("%s/manifest.json: %s@%d, sha256 %s\n", dir, name, version, sha);
+        rc = 0;
+    }
+    ek_ctx_free(ctx);
+    return rc;
+}
+
+typedef struct progress_ui {
+    int json, tty;
+    double last;
+} progress_ui;
+
+static double mono_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+/* --json: one object per event on stdout; a terminal: one bar on stderr;
+ * otherwise silent (scripts and logs get the final line only). */
+static void on_progress(void *arg, const ek_pull_progress *p) {
+    progress_ui *ui = arg;
+    if (ui->json) {
+        printf("{\"event\":");
+        json_str(p->event);
+        printf(",\"path\":");
+        json_str(p->path);
+        printf(",\"done\":%llu,\"total\":%llu,\"all_done\":%llu,\"all_total\":%llu,\"index\":%d,\"files\":%d,"
+               "\"detail\":", (unsigned long long)p->done, (unsigned long long)p->total,
+               (unsigned long long)p->all_done, (unsigned long long)p->all_total, p->index, p->n_files);
+        json_str(p->detail);
+        printf("}\n");
+        fflush(stdout);
+        return;
+    }
+    if (!ui->tty) return;
+    double t = mono_s();
+    int final = !strcmp(p->event, "done") || !strcmp(p->event, "install");
+    if (!strcmp(p->event, "retry")) {
+        fprintf(stderr, "\r\033[Kretrying %s: %s\n", p->path, p->detail);
+        return;
+    }
+    if (!final && t - ui->last < 0.1 && strcmp(p->event, "verified")) return;
+    ui->last = t;
+    if (final) {
+        fprintf(stderr, "\r\033[K");
+        return;
+    }
+    double frac = p->all_total ? (double)p->all_done / (double)p->all_total : 0;
+    int w = 30, k = (int)(frac * w + 0.5);
+    char bar[40];
+    for (int i = 0; i < w; i++) bar[i] = i < k ? '#' : '.';
+    bar[w] = '\0';
+    char a[32], b[32];
+    fprintf(stderr, "\r\033[K[%s] %3.0f%% %s / %s  %d/%d %.40s", bar, frac * 100, human(p->all_done, a, sizeof a),
+            human(p->all_total, b, sizeof b), p->index + 1, p->n_files, p->path);
+    fflush(stderr);
+}
+
+static void result_json(const ek_pull_result *r, int ok, const char *error) {
+    printf("{\"event\":\"result\",\"ok\":%s,\"code\":\"%s\",\"name\":", ok ? "true" : "false",
+           ek_verify_code_name(r->code));
+    json_str(r->name);
+    printf(",\"version\":%lld,\"signed\":%s,\"key_id\":", (long long)r->version, r->is_signed ? "true" : "false");
+    json_str(r->key_id);
+    printf(",\"trusted_comment\":");
+    json_str(r->trusted_comment);
+    printf(",\"already_installed\":%s,\"bytes_downloaded\":%llu,\"retries\":%d,\"file\":",
+           r->already_installed ? "true" : "false", (unsigned long long)r->bytes_downloaded, r->retries);
+    json_str(r->file);
+    printf(",\"error\":");
+    json_str(error ? error : "");
+    printf("}\n");
+}
+
+/* pull, update and add --verify share their options. */
+static int cmd_pull_like(ek_ctx *ctx, ek_registry *reg, int argc, char **argv, const char *what) {
+    const char *target = NULL;
+    ek_pull_options o = {0};
+    progress_ui ui = {0};
+    int rc, v;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        int more = i + 1 < argc;
+        if (!strcmp(a, "--verify") && !strcmp(what, "add")) continue;
+        else if (!strcmp(a, "--name") && more && strcmp(what, "update")) o.expect_name = argv[++i];
+        else if (!strcmp(a, "--endpoint") && more && !strcmp(what, "pull")) o.endpoint = argv[++i];
+        else if (!strcmp(a, "--revision") && more && !strcmp(what, "pull")) o.revision = argv[++i];
+        else if (!strcmp(a, "--alias") && more) o.alias = argv[++i];
+        else if (!strcmp(a, "--allow-unsigned")) o.allow_unsigned = 1;
+        else if (!strcmp(a, "--allow-legacy")) o.allow_legacy = 1;
+        else if (!strcmp(a, "--allow-downgrade")) o.allow_downgrade = 1;
+        else if (!strcmp(a, "--no-canaries")) o.no_canaries = 1;
+        else if (!strcmp(a, "--json")) ui.json = 1;
+        else if (!strcmp(a, "--connect-timeout") && more) {
+            if ((rc = cli_int(CMD, a, argv[++i], 1, 3600000, &o.connect_timeout_ms))) return rc;
+        } else if (!strcmp(a, "--stall-timeout") && more) {
+            if ((rc = cli_int(CMD, a, argv[++i], 1, 86400, &o.stall_timeout_s))) return rc;
+        } else if (!strcmp(a, "--timeout") && more) {
+            if ((rc = cli_int(CMD, a, argv[++i], 1, 86400 * 7, &o.timeout_s))) return rc;
+        } else if (!strcmp(a, "--retries") && more) {
+            if ((rc = cli_int(CMD, a, argv[++i], 0, 100, &v))) return rc;
+            o.max_retries = v ? v : -1;
+        } else if (!strcmp(a, "--backoff") && more) {
+            if ((rc = cli_int(CMD, a, argv[++i], 1, 600000, &o.backoff_ms))) return rc;
+        } else if (a[0] == '-' && a[1]) return cli_usage(CMD, "%s: unknown option %s", what, a);
+        else if (!target) target = a;
+        else return cli_usage(CMD, "%s: one %s at a time", what, strcmp(what, "update") ? "source" : "model");
+    }
+    if (!target) return cli_usage(CMD, "%s needs a %s", what, strcmp(what, "update") ? "SOURCE" : "NAME");
+    ui.tty = isatty(2);
+    o.progress = on_progress;
+    o.progress_arg = &ui;
+    ek_pull_result res;
+    ek_status st = strcmp(what, "update") ? ek_registry_pull(ctx, reg, target, &o, &res)
+                                          : ek_registry_update(ctx, reg, target, &o, &res);
+    if (ui.json) result_json(&res, st == EK_OK, st ? ek_ctx_last_error(ctx) : NULL);
+    if (st) {
+        if (res.code != EK_VERIFY_OK)
+            return cli_fail(CMD, "%s: %s [%s]", what, ek_ctx_last_error(ctx), ek_verify_code_name(res.code));
+        return cli_fail(CMD, "%s: %s", what, ek_ctx_last_error(ctx));
+    }
+    if (!ui.json) {
+        char hb[32];
+        if (res.already_installed)
+            printf("%s@%lld is already installed%s%s\n", res.name, (long long)res.version,
+                   strcmp(what, "update") ? "" : " (up to date)", o.alias ? "; alias moved" : "");
+        else
+            printf("%s@%lld READY: %s, %s downloaded%s%s\n", res.name, (long long)res.version,
+                   res.is_signed ? "signed" : "UNSIGNED", human(res.bytes_downloaded, hb, sizeof hb),
+                   o.alias ? ", alias " : "", o.alias ? o.alias : "");
+        if (res.is_signed) printf("key %s, trusted comment: %s\n", res.key_id, res.trusted_comment);
+    }
+    return 0;
+}
+
+static int cmd_pull(ek_ctx *ctx, ek_registry *reg, int argc, char **argv) {
+    return cmd_pull_like(ctx, reg, argc, argv, "pull");
+}
+
+static int cmd_update(ek_ctx *ctx, ek_registry *reg, int argc, char **argv) {
+    return cmd_pull_like(ctx, reg, argc, argv, "update");
+}
+
 int ek_cmd_models(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
     const char *sub = argv[1], *home = NULL;
+    if (!strcmp(sub, "manifest")) return cmd_manifest(argc - 2, argv + 2); /* no registry involved */
     /* --home may come anywhere after the subcommand; take it out. */
     char **args = malloc(sizeof *args * (size_t)argc);
     if (!args) return cli_fail(CMD, "out of memory");
@@ -375,7 +593,8 @@ int ek_cmd_models(int argc, char **argv) {
         int (*fn)(ek_ctx *, ek_registry *, int, char **);
     } subs[] = {{"add", cmd_add},       {"list", cmd_list},   {"show", cmd_show},
                 {"alias", cmd_alias},   {"rm", cmd_rm},       {"verify", cmd_verify},
-                {"check", cmd_check},   {"gc", cmd_gc},       {"log", cmd_log}};
+                {"check", cmd_check},   {"gc", cmd_gc},       {"log", cmd_log},
+                {"pull", cmd_pull},     {"update", cmd_update}};
     int rc = -1;
     for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++) {
         if (strcmp(sub, subs[i].name)) continue;

@@ -101,6 +101,27 @@ static const char *const migrations[EK_REGISTRY_SCHEMA] = {
     "  BEGIN SELECT RAISE(ABORT, 'files of an imported version are immutable'); END;"
     "CREATE TRIGGER files_fixed_upd BEFORE UPDATE ON files"
     "  BEGIN SELECT RAISE(ABORT, 'files of an imported version are immutable'); END;",
+    /* 1 -> 2: signed models (docs/SIGNING.md).  Trusted minisign keys, per
+     * model name or global (scope ''), and each version's provenance: a
+     * version without a row was imported with `ek models add` (unsigned). */
+    "CREATE TABLE trusted_keys("
+    "  key_id TEXT NOT NULL CHECK(length(key_id) = 16),"
+    "  scope TEXT NOT NULL DEFAULT '',"
+    "  public_key TEXT NOT NULL,"
+    "  comment TEXT NOT NULL DEFAULT '',"
+    "  added_at INTEGER NOT NULL,"
+    "  PRIMARY KEY(key_id, scope));"
+    "CREATE TABLE provenance("
+    "  version_id INTEGER PRIMARY KEY REFERENCES versions(id) ON DELETE CASCADE,"
+    "  signed INTEGER NOT NULL CHECK(signed IN (0, 1)),"
+    "  key_id TEXT NOT NULL DEFAULT '',"
+    "  trusted_comment TEXT NOT NULL DEFAULT '',"
+    "  manifest_sha256 TEXT NOT NULL DEFAULT '',"
+    "  origin TEXT NOT NULL DEFAULT '',"
+    "  repo TEXT NOT NULL DEFAULT '',"
+    "  revision TEXT NOT NULL DEFAULT '');"
+    "CREATE TRIGGER provenance_fixed BEFORE UPDATE ON provenance"
+    "  BEGIN SELECT RAISE(ABORT, 'the provenance of a version is immutable'); END;",
 };
 
 int64_t reg_now(void) { return (int64_t)time(NULL); }

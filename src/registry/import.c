@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "registry/reg.h"
+#include "registry/sign.h"
 #include "runtime/ctx.h"
 
 #define MAX_FILES 100000
@@ -105,7 +106,7 @@ static int cmp_rel(const void *a, const void *b) {
 /* Step 1: the PENDING row, under the import lock.  Decides the version
  * number, refuses an existing one, and clears a FAILED attempt at it. */
 static int start(struct ek_registry *r, const char *name, const char *src, int64_t *version,
-                 int *lock_fd, ek_err *e) {
+                 int *lock_fd, const reg_import_extra *x, ek_err *e) {
     int rc = reg_begin(r, e);
     if (rc) return rc;
     sqlite3_stmt *st = NULL;
@@ -184,6 +185,7 @@ static int start(struct ek_registry *r, const char *name, const char *src, int64
     sqlite3_finalize(st);
     st = NULL;
     if (s != SQLITE_DONE) { reg_sql_fail(r, e, s, "adding the PENDING version"); goto fail; }
+    if (x && reg_provenance_insert(r, sqlite3_last_insert_rowid(r->db), x, e)) goto fail;
     if (reg_prepare(r, "UPDATE models SET highest_version = max(highest_version, ?) WHERE id = ?", &st, e))
         goto fail;
     sqlite3_bind_int64(st, 1, *version);
@@ -410,11 +412,48 @@ static void mark_failed(struct ek_registry *r, const char *name, int64_t version
     reg_commit(r, &tmp);
 }
 
+/* A verified install (x != NULL) imports exactly the files it checked: the
+ * directory must hold those paths and nothing else, and the bytes copied
+ * into staging must hash to the same digests (the check is repeated on the
+ * copy, so nothing changed in between can slip through). */
+static int check_expected_set(const file_list *l, const char *src, const reg_import_extra *x, ek_err *e) {
+    size_t i = 0, j = 0;
+    while (i < l->n || j < x->n_files) {
+        int c = i == l->n ? 1 : j == x->n_files ? -1 : strcmp(l->v[i].rel, x->files[j].path);
+        if (c < 0)
+            return ek_err_set(e, EK_ERR_FORMAT, "%s: extra file %s is not in the signed manifest", src,
+                              l->v[i].rel);
+        if (c > 0)
+            return ek_err_set(e, EK_ERR_FORMAT, "%s: file %s of the signed manifest is missing", src,
+                              x->files[j].path);
+        i++;
+        j++;
+    }
+    return EK_OK;
+}
+
+static int check_expected_digests(const file_list *l, const reg_import_extra *x, ek_err *e) {
+    for (size_t i = 0; i < l->n; i++) {
+        const reg_mfile *f = &x->files[i];
+        if (l->v[i].size != f->size)
+            return ek_err_set(e, EK_ERR_FORMAT, "%s: %llu bytes, the signed manifest says %llu", f->path,
+                              (unsigned long long)l->v[i].size, (unsigned long long)f->size);
+        if (strcmp(l->v[i].sha, f->sha256))
+            return ek_err_set(e, EK_ERR_FORMAT, "%s: SHA-256 %s, the signed manifest says %s", f->path,
+                              l->v[i].sha, f->sha256);
+    }
+    return EK_OK;
+}
+
 ek_status ek_registry_import(ek_ctx *ctx, ek_registry *r, const char *dir, const char *name,
                              const ek_import_options *opts, int64_t *version_out) {
     if (!ctx || !r) return EK_ERR_INVALID_ARG;
-    ek_err *e = &ctx->err;
-    ek_err_clear(e);
+    ek_err_clear(&ctx->err);
+    return (ek_status)reg_import(r, dir, name, opts, NULL, version_out, &ctx->err);
+}
+
+int reg_import(struct ek_registry *r, const char *dir, const char *name, const ek_import_options *opts,
+               const reg_import_extra *x, int64_t *version_out, ek_err *e) {
     ek_import_options o = {0};
     if (opts) o = *opts;
     /* Names first: nothing is touched for a bad one. */
@@ -433,10 +472,11 @@ ek_status ek_registry_import(ek_ctx *ctx, ek_registry *r, const char *dir, const
         goto out_list;
     }
     qsort(l.v, l.n, sizeof *l.v, cmp_rel);
+    if (x && (rc = check_expected_set(&l, src, x, e))) goto out_list;
 
     int64_t version = o.version, vid = 0;
     int lock_fd = -1;
-    if ((rc = start(r, name, src, &version, &lock_fd, e))) goto out_list;
+    if ((rc = start(r, name, x && x->source ? x->source : src, &version, &lock_fd, x, e))) goto out_list;
     if (version_out) *version_out = version;
     char stage[4096], final[4096];
     float *vecs = NULL;
@@ -464,6 +504,7 @@ ek_status ek_registry_import(ek_ctx *ctx, ek_registry *r, const char *dir, const
             (rc = reg_copy_hash(from, tmp, l.v[i].sha, &l.v[i].size, e)))
             goto out;
     }
+    if (x && (rc = check_expected_digests(&l, x, e))) goto out;
     STEP(EK_IMPORT_STAGED);
     if ((rc = commit_files(r, vid, &l, e))) goto out;
     STEP(EK_IMPORT_FILES);
@@ -478,7 +519,8 @@ ek_status ek_registry_import(ek_ctx *ctx, ek_registry *r, const char *dir, const
         goto out;
     }
     STEP(EK_IMPORT_CANARIES);
-    if ((rc = commit_ready(r, name, version, vid, vecs, n, dim, embed_ms, &l, src, e))) goto out;
+    if ((rc = commit_ready(r, name, version, vid, vecs, n, dim, embed_ms, &l, x && x->source ? x->source : src, e)))
+        goto out;
     reg_rm_tree(stage, NULL);
     STEP(EK_IMPORT_READY);
 #undef STEP

@@ -96,6 +96,12 @@ double reg_ms_since(const struct timespec *t0);
  * -1 error (registry/import.c). */
 int reg_version_status(struct ek_registry *r, const char *name, int64_t version, char *status, size_t cap,
                        ek_err *e);
+/* ek_registry_import; with x != NULL (a verified install, registry/sign.h)
+ * the files must be exactly x's and match its digests, and x's provenance
+ * is recorded with the version (registry/import.c). */
+struct reg_import_extra;
+int reg_import(struct ek_registry *r, const char *dir, const char *name, const ek_import_options *o,
+               const struct reg_import_extra *x, int64_t *version_out, ek_err *e);
 /* Recovery of dead imports (registry/import.c), run at open. */
 int reg_recover(struct ek_registry *r, ek_err *e);
 
