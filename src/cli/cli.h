@@ -21,6 +21,8 @@ int ek_bench_versions(int argc, char **argv); /* cli/bench_versions.c */
 int ek_cmd_config(int argc, char **argv);     /* cli/cmd_config.c */
 int ek_cmd_keys(int argc, char **argv);       /* cli/cmd_keys.c */
 int ek_bench_pipeline(int argc, char **argv); /* cli/bench_pipeline.c */
+int ek_bench_gpu(int argc, char **argv);      /* cli/bench_gpu.c */
+int ek_bench_all(int argc, char **argv);      /* cli/bench_all.c */
 
 /* Prints "ek CMD: error: ..." and returns 1 (or 2 for usage errors). */
 int cli_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -8,16 +8,20 @@
 
 int ek_cmd_bench(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        printf("usage: ek bench <forward|search|versions|pipeline> [options] [--json]\n"
+        printf("usage: ek bench <all|forward|search|versions|pipeline|gpu> [options] [--json]\n"
                "  forward   encoder forward pass: ms, sequences/s, tokens/s, GFLOP/s\n"
                "  search    similarity search over random vectors vs memory bandwidth\n"
                "  versions  round-robin embedding across many loaded versions of a model\n"
-               "  pipeline  command pipeline overhead per command\n");
+               "  pipeline  command pipeline overhead per command\n"
+               "  gpu       OpenCL backend against the CPU\n"
+               "  all       the whole suite (--quick for CI), one JSON document\n");
         return argc < 2 ? 2 : 0;
     }
     if (!strcmp(argv[1], "forward")) return ek_bench_forward(argc - 1, argv + 1);
     if (!strcmp(argv[1], "search")) return ek_bench_search(argc - 1, argv + 1);
     if (!strcmp(argv[1], "versions")) return ek_bench_versions(argc - 1, argv + 1);
     if (!strcmp(argv[1], "pipeline")) return ek_bench_pipeline(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "gpu")) return ek_bench_gpu(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "all")) return ek_bench_all(argc - 1, argv + 1);
     return cli_usage("bench", "unknown benchmark \"%s\"", argv[1]);
 }
