@@ -1,0 +1,258 @@
+/* gpu/embed_gpu.c — ek_gpu_embed: ek_embed with the encoder and pooling on
+ * an OpenCL device.  Tokenization is the public ek_tokenize (so prompts,
+ * truncation and max_length mean exactly what they mean for ek_embed);
+ * inputs are ordered longest first and pooled on the device in batches
+ * (gpu/encoder.c), then the head after Pooling (Dense, Normalize,
+ * Matryoshka truncation) runs on the host with the ops/ functions the CPU
+ * path uses.  When the device cannot take even one input, the whole call is
+ * ek_embed on the CPU (counted in cpu_fallbacks): never a partial result. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "gpu/gpu.h"
+#include "model/model.h"
+#include "ops/ops.h"
+#include "runtime/ctx.h"
+
+typedef struct toks {
+    int32_t *ids, *types;
+    size_t *start;
+    int *order;
+    size_t cap;
+} toks;
+
+static void toks_free(toks *t) {
+    free(t->ids), free(t->types), free(t->start), free(t->order);
+}
+
+/* Stable longest-first order (merge sort: n can be large). */
+static void sort_len(int *o, int *tmp, size_t n, const size_t *st) {
+    if (n < 2) return;
+    size_t h = n / 2, i = 0, j = h, k = 0;
+    sort_len(o, tmp, h, st);
+    sort_len(o + h, tmp, n - h, st);
+    while (i < h && j < n) {
+        size_t li = st[o[i] + 1] - st[o[i]], lj = st[o[j] + 1] - st[o[j]];
+        tmp[k++] = lj > li ? o[j++] : o[i++];
+    }
+    while (i < h) tmp[k++] = o[i++];
+    while (j < n) tmp[k++] = o[j++];
+    memcpy(o, tmp, sizeof *o * n);
+}
+
+static int tokenize(ek_ctx *ctx, const ek_model *m, const char *const *texts, const size_t *lens, size_t n,
+                    const ek_embed_options *o, toks *t, int *prompt_tokens) {
+    ek_tokenize_options to = {o->max_length, o->truncate};
+    ek_encoding enc;
+    memset(&enc, 0, sizeof enc);
+    memset(t, 0, sizeof *t);
+    size_t plen = o->prompt ? strlen(o->prompt) : 0;
+    char *buf = NULL;
+    int rc = EK_OK;
+    *prompt_tokens = 0;
+    if (plen) {
+        ek_tokenize_options pt = {o->max_length, EK_TRUNCATE_RIGHT};
+        if ((rc = ek_tokenize(ctx, m, o->prompt, plen, NULL, 0, &pt, &enc))) goto done;
+        *prompt_tokens = enc.n > 0 ? (int)enc.n - 1 : 0; /* without [SEP], as ek_embed */
+    }
+    t->start = malloc(sizeof *t->start * (n + 1));
+    t->order = malloc(sizeof *t->order * (n ? n : 1));
+    if (!t->start || !t->order) {
+        rc = ek_err_set(&ctx->err, EK_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    t->start[0] = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!texts[i]) {
+            rc = ek_err_set(&ctx->err, EK_ERR_INVALID_ARG, "input %zu: NULL text", i + o->index_base);
+            goto done;
+        }
+        size_t len = lens ? lens[i] : strlen(texts[i]);
+        const char *s = texts[i];
+        if (plen) {
+            free(buf);
+            buf = malloc(plen + len + 1);
+            if (!buf) {
+                rc = ek_err_set(&ctx->err, EK_ERR_NOMEM, "out of memory");
+                goto done;
+            }
+            memcpy(buf, o->prompt, plen);
+            memcpy(buf + plen, texts[i], len);
+            s = buf;
+            len += plen;
+        }
+        if ((rc = ek_tokenize(ctx, m, s, len, NULL, 0, &to, &enc))) {
+            ek_err_prefix(&ctx->err, "input %zu", i + o->index_base);
+            goto done;
+        }
+        size_t at = t->start[i];
+        if (at + enc.n > t->cap) {
+            size_t nc = (at + enc.n) * 2 + 1024;
+            int32_t *a = realloc(t->ids, sizeof *a * nc);
+            if (a) t->ids = a;
+            int32_t *b = realloc(t->types, sizeof *b * nc);
+            if (b) t->types = b;
+            if (!a || !b) {
+                rc = ek_err_set(&ctx->err, EK_ERR_NOMEM, "out of memory");
+                goto done;
+            }
+            t->cap = nc;
+        }
+        memcpy(t->ids + at, enc.ids, sizeof(int32_t) * enc.n);
+        memcpy(t->types + at, enc.type_ids, sizeof(int32_t) * enc.n);
+        t->start[i + 1] = at + enc.n;
+        t->order[i] = (int)i;
+    }
+    int *tmp = malloc(sizeof *tmp * (n ? n : 1));
+    if (!tmp) {
+        rc = ek_err_set(&ctx->err, EK_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    sort_len(t->order, tmp, n, t->start);
+    free(tmp);
+done:
+    free(buf);
+    ek_encoding_free(&enc);
+    return rc;
+}
+
+/* The modules after Pooling, as runtime/embed.c's head(): a holds the
+ * pooled vector (d floats), b is scratch; writes dim floats to out. */
+static void post_pool(const ek_model *m, const ek_embed_options *o, float *a, float *b, int d, float *out, int dim) {
+    int normalized_last = 0;
+    for (int s = 0; s < m->n_steps; s++) {
+        int k = m->steps[s];
+        if (k < 0) {
+            if (o->normalize != 0) ek_op_l2_normalize(a, d);
+            normalized_last = 1;
+            continue;
+        }
+        const ek_dense_layer *D = &m->dense[k];
+        ek_op_dense(D->w, D->b, D->out, D->in, D->act, a, b);
+        d = D->out;
+        float *t = a;
+        a = b;
+        b = t;
+        normalized_last = 0;
+    }
+    int norm = o->normalize == 1 || (o->normalize == -1 && m->normalize);
+    if (o->normalize == 1 && !normalized_last) ek_op_l2_normalize(a, d);
+    if (dim < d && norm) ek_op_l2_normalize(a, dim);
+    memcpy(out, a, sizeof(float) * (size_t)dim);
+}
+
+ek_status ek_gpu_embed(ek_ctx *ctx, ek_gpu *g, const ek_model *m, const char *const *texts, const size_t *lens,
+                       size_t n, const ek_embed_options *opts, float *out, int32_t *token_counts) {
+    if (!ctx) return EK_ERR_INVALID_ARG;
+    ek_err_clear(&ctx->err);
+    if (!g || !m || (!texts && n) || (!out && n))
+        return (ek_status)ek_err_set(&ctx->err, EK_ERR_INVALID_ARG, "ek_gpu_embed: NULL argument");
+    ek_embed_options dflt;
+    if (!opts) {
+        ek_embed_options_init(&dflt);
+        opts = &dflt;
+    }
+    /* Option checks and the output size are ek_embed's: an empty call
+     * validates them without doing work. */
+    int rc = ek_embed(ctx, m, texts, lens, 0, opts, out, NULL);
+    if (rc || n == 0) return (ek_status)rc;
+    toks t;
+    int prompt_tokens = 0;
+    rc = tokenize(ctx, m, texts, lens, n, opts, &t, &prompt_tokens);
+    if (rc) {
+        toks_free(&t);
+        return (ek_status)rc;
+    }
+    ek_gpu_pool_req req;
+    memset(&req, 0, sizeof req);
+    if (opts->pooling >= 0) {
+        req.modes[0] = opts->pooling;
+        req.n_modes = 1;
+    } else {
+        for (int k = 0; k < m->n_pool; k++) req.modes[k] = m->pool_order[k];
+        req.n_modes = m->n_pool;
+    }
+    req.mask_from = m->include_prompt ? 0 : prompt_tokens;
+    int H = m->w.cfg.hidden, P = req.n_modes * H, dim = ek_embed_dim(m, opts);
+    int maxd = P;
+    for (int k = 0; k < m->n_dense; k++) maxd = m->dense[k].out > maxd ? m->dense[k].out : maxd;
+    float *pooled = malloc(sizeof *pooled * n * (size_t)P), *ta = malloc(sizeof *ta * 2 * (size_t)maxd);
+    if (!pooled || !ta) {
+        rc = ek_err_set(&ctx->err, EK_ERR_NOMEM, "out of memory");
+    } else {
+        int bs = opts->batch_size > 0 ? opts->batch_size : 32;
+        int budget = opts->max_batch_tokens > 0 ? opts->max_batch_tokens : 8192;
+        rc = ek_gpu_pool_inputs(g, &m->w, t.ids, t.types, t.start, t.order, n, bs, budget, &req, pooled, &ctx->err);
+        if (rc == EK_GPU_PRESSURE) {
+            g->st.cpu_fallbacks++;
+            rc = ek_embed(ctx, m, texts, lens, n, opts, out, token_counts);
+        } else if (rc == EK_OK) {
+            for (size_t i = 0; i < n; i++) {
+                memcpy(ta, pooled + i * (size_t)P, sizeof(float) * (size_t)P);
+                post_pool(m, opts, ta, ta + maxd, P, out + i * (size_t)dim, dim);
+                if (token_counts) token_counts[i] = (int32_t)(t.start[i + 1] - t.start[i]);
+            }
+        }
+    }
+    free(pooled);
+    free(ta);
+    toks_free(&t);
+    return (ek_status)rc;
+}
+
+static void pool_cpu(const float *hidden, const int32_t *lens, size_t n, int dim, int mode, const float *w,
+                     int normalize, float *out) {
+    size_t at = 0;
+    for (size_t s = 0; s < n; s++) {
+        ek_op_pool(mode, hidden + at * (size_t)dim, lens[s], dim, 0, w ? w + at : NULL, out + s * (size_t)dim);
+        if (normalize) ek_op_l2_normalize(out + s * (size_t)dim, dim);
+        at += (size_t)lens[s];
+    }
+}
+
+ek_status ek_gpu_pool(ek_ctx *ctx, ek_gpu *g, const float *hidden, const int32_t *lens, size_t n, int dim, int mode,
+                      const float *weights, int normalize, float *out) {
+    if (!ctx) return EK_ERR_INVALID_ARG;
+    ek_err *e = &ctx->err;
+    ek_err_clear(e);
+    if (!g || !lens || !out || dim < 1 || mode < 0 || mode >= EK_POOL_COUNT || n > INT32_MAX ||
+        (mode == EK_POOL_ATTENTION && !weights))
+        return (ek_status)ek_err_set(e, EK_ERR_INVALID_ARG, "ek_gpu_pool: bad arguments");
+    int32_t *st = malloc(sizeof *st * (n + 1));
+    if (!st) return (ek_status)ek_err_set(e, EK_ERR_NOMEM, "out of memory");
+    st[0] = 0;
+    for (size_t s = 0; s < n; s++) {
+        if (lens[s] < 0 || (int64_t)st[s] + lens[s] > INT32_MAX) {
+            free(st);
+            return (ek_status)ek_err_set(e, EK_ERR_INVALID_ARG, "ek_gpu_pool: sequence %zu: bad length", s);
+        }
+        st[s + 1] = st[s] + lens[s];
+    }
+    size_t R = (size_t)st[n];
+    if (R && !hidden) {
+        free(st);
+        return (ek_status)ek_err_set(e, EK_ERR_INVALID_ARG, "ek_gpu_pool: NULL hidden");
+    }
+    ek_gbuf *b[4] = {0};
+    int rc = ek_gpool_take(g, R * (size_t)dim * 4, &b[0], e);
+    if (!rc) rc = ek_gpool_take(g, (n + 1) * 4, &b[1], e);
+    if (!rc) rc = ek_gpool_take(g, R * 4 + 4, &b[2], e);
+    if (!rc) rc = ek_gpool_take(g, n * (size_t)dim * 4, &b[3], e);
+    if (!rc) rc = ek_gpu_upload(g, b[0]->mem, 0, hidden, R * (size_t)dim * 4, e);
+    if (!rc) rc = ek_gpu_upload(g, b[1]->mem, 0, st, (n + 1) * 4, e);
+    if (!rc && weights) rc = ek_gpu_upload(g, b[2]->mem, 0, weights, R * 4, e);
+    if (!rc) rc = ek_gop_pool(g, mode, b[0]->mem, dim, b[1]->mem, (int)n, 0, b[2]->mem, b[3]->mem, dim, 0, e);
+    if (!rc && normalize) rc = ek_gop_l2_normalize(g, b[3]->mem, (int)n, dim, e);
+    if (!rc) rc = ek_gpu_finish(g, e);
+    if (!rc) rc = ek_gpu_download(g, b[3]->mem, 0, out, n * (size_t)dim * 4, e);
+    if (rc) g->cl.clFinish(g->queue);
+    for (int i = 0; i < 4; i++) ek_gpool_give(g, b[i]);
+    if (rc == EK_GPU_PRESSURE) {
+        g->st.cpu_fallbacks++;
+        ek_err_clear(e);
+        pool_cpu(hidden, lens, n, dim, mode, weights, normalize, out);
+        rc = EK_OK;
+    }
+    free(st);
+    return (ek_status)rc;
+}
