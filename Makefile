@@ -8,16 +8,19 @@
 #   make test       deps + build, then the test suite (CTest + cmocka)
 #   make test-asan  the same suite under AddressSanitizer + UBSan (build-asan/)
 #   make test-clang build with clang -Werror (warnings check) and run the suite
+#   make perf-check   instruction counts + allocations of the hot paths under
+#                     callgrind against bench/baselines (fails above +5%)
+#   make perf-baseline  record those baselines (a deliberate, reviewed change)
 
 BUILD ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 DEBIAN_PACKAGES = build-essential cmake pkg-config libdnnl-dev libutf8proc-dev \
                   libcjson-dev libcmocka-dev libsqlite3-dev libsodium-dev libyaml-dev \
                   libcurl4-openssl-dev libmicrohttpd-dev minisign prometheus clang \
-                  ocl-icd-opencl-dev opencl-headers pocl-opencl-icd libclblast-dev
+                  ocl-icd-opencl-dev opencl-headers pocl-opencl-icd libclblast-dev valgrind
 DEFAULT_MODEL = $(BUILD)/models/default
 
-.PHONY: all deps build models run test test-asan test-clang clean
+.PHONY: all deps build models run test test-asan test-clang clean perf-check perf-baseline
 
 all: build
 
@@ -55,6 +58,18 @@ test-clang: deps
 	CC=clang cmake -S . -B build-clang -DCMAKE_BUILD_TYPE=Release
 	cmake --build build-clang -j $(JOBS)
 	cd build-clang && ctest --output-on-failure -j $(JOBS)
+
+# Performance regression check (bench/perfcheck.py; skips with a message when
+# valgrind is missing or the toolchain differs from the baseline's).
+PERFCHECK = python3 bench/perfcheck.py --bin $(BUILD)/ek-perfcheck --models $(BUILD)/models
+
+perf-check: build
+	@sh tools/make_test_models.sh $(BUILD)/ek-genmodel $(BUILD)/models .
+	$(PERFCHECK)
+
+perf-baseline: build
+	@sh tools/make_test_models.sh $(BUILD)/ek-genmodel $(BUILD)/models .
+	$(PERFCHECK) --update
 
 clean:
 	rm -rf $(BUILD) build-asan build-clang

@@ -1,6 +1,6 @@
 /* bench/perfcheck_pipeline.c — the pipeline case of ek-perfcheck, in its
  * own file because embedkit_pipeline.h and embedkit_search.h cannot be
- * included together (both name a type ek_metric).  8 pass-through
+ * included together (both name a type ek_metric_family).  8 pass-through
  * middleware around a no-op handler: the pipeline's own cost. */
 #include <stddef.h>
 

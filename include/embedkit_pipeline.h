@@ -289,7 +289,7 @@ void ek_pipeline_describe(const ek_pipeline *p, ek_cmd_type type, char *buf, siz
 /* ---- telemetry: metrics ------------------------------------------------------ */
 
 typedef struct ek_metrics ek_metrics;
-typedef struct ek_metric ek_metric;
+typedef struct ek_metric_family ek_metric_family;
 typedef struct ek_series ek_series;
 
 typedef enum ek_metric_kind { EK_COUNTER = 0, EK_GAUGE = 1, EK_HISTOGRAM = 2 } ek_metric_kind;
@@ -306,11 +306,11 @@ void ek_metrics_free(ek_metrics *m);
 ek_status ek_metrics_add(ek_metrics *m, ek_metric_kind kind, const char *name,
                          const char *help, int n_labels, const char *const *label_names,
                          int max_series, const double *buckets, int n_buckets,
-                         ek_metric **out);
-ek_metric *ek_metrics_find(ek_metrics *m, const char *name);
+                         ek_metric_family **out);
+ek_metric_family *ek_metrics_find(ek_metrics *m, const char *name);
 /* The series for these label values (created on first use, thread-safe).
  * Hold on to it: updates through it take no lock. */
-ek_series *ek_metric_series(ek_metric *metric, const char *const *label_values);
+ek_series *ek_metric_series(ek_metric_family *metric, const char *const *label_values);
 void ek_series_add(ek_series *s, double v);      /* counter / gauge */
 void ek_series_set(ek_series *s, double v);      /* gauge */
 void ek_series_observe(ek_series *s, double v);  /* histogram */

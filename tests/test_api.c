@@ -10,6 +10,11 @@
 #include <string.h>
 
 #include "embedkit.h"
+/* Every public header must compile together in one translation unit. */
+#include "embedkit_gpu.h"
+#include "embedkit_pipeline.h"
+#include "embedkit_registry.h"
+#include "embedkit_search.h"
 #include "support.h"
 
 #define H 32

@@ -35,7 +35,7 @@ static void test_naming_rules(void **state) {
 static void test_bounded_cardinality(void **state) {
     (void)state;
     ek_metrics *m = NULL;
-    ek_metric *c = NULL;
+    ek_metric_family *c = NULL;
     assert_int_equal(ek_metrics_new(&m), EK_OK);
     const char *lbl[] = {"caller"};
     assert_int_equal(ek_metrics_add(m, EK_COUNTER, "embedkit_calls_total", "Calls.", 1, lbl, 3, NULL, 0, &c), EK_OK);
@@ -55,7 +55,7 @@ static void test_bounded_cardinality(void **state) {
     ek_metrics_free(m);
 }
 
-static ek_metric *hist;
+static ek_metric_family *hist;
 static void *observe_many(void *arg) {
     (void)arg;
     const char *v[] = {"embed_batch"};
@@ -68,7 +68,7 @@ static void *observe_many(void *arg) {
 static ek_metrics *sample_registry(void) {
     ek_metrics *m = NULL;
     assert_int_equal(ek_metrics_new(&m), EK_OK);
-    ek_metric *c = NULL, *g = NULL;
+    ek_metric_family *c = NULL, *g = NULL;
     const char *two[] = {"command", "outcome"};
     const char *one[] = {"command"};
     const double buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1};

@@ -50,7 +50,7 @@ struct ek_breaker {
     uint8_t *rings;
     fallback fb[16];
     int n_fb;
-    ek_metric *state_metric;
+    ek_metric_family *state_metric;
     ek_series *rejected;
 };
 
@@ -100,7 +100,7 @@ ek_status ek_breaker_new(const ek_breaker_config *c, const ek_clock *clock,
             ek_metrics_add(metrics, EK_GAUGE, "embedkit_breaker_state",
                            "Circuit breaker state per model version (0 closed, 1 open, 2 half-open).",
                            1, lbl, b->cfg.max_breakers, NULL, 0, &b->state_metric);
-        ek_metric *r = ek_metrics_find(metrics, "embedkit_breaker_rejected_total");
+        ek_metric_family *r = ek_metrics_find(metrics, "embedkit_breaker_rejected_total");
         if (!r)
             ek_metrics_add(metrics, EK_COUNTER, "embedkit_breaker_rejected_total",
                            "Commands failed fast by an open circuit breaker.", 0, NULL, 1, NULL, 0, &r);

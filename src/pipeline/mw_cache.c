@@ -60,7 +60,7 @@ ek_status ek_cache_new(size_t max_bytes, const ek_model_resolver *resolver,
     pthread_mutex_init(&c->mu, NULL);
     if (metrics) {
         static const char *const lbl[] = {"result"};
-        ek_metric *req = NULL, *ev = NULL, *by = NULL, *en = NULL;
+        ek_metric_family *req = NULL, *ev = NULL, *by = NULL, *en = NULL;
         ek_metrics_add(metrics, EK_COUNTER, "embedkit_cache_requests_total",
                        "Embedding cache lookups by result.", 1, lbl, 2, NULL, 0, &req);
         ek_metrics_add(metrics, EK_COUNTER, "embedkit_cache_evictions_total",

@@ -116,7 +116,7 @@ ek_status ek_ratelimit_new(const ek_ratelimit_config *c, const ek_clock *clock,
     }
     if (metrics) {
         static const char *const lbl[] = {"outcome"};
-        ek_metric *m = ek_metrics_find(metrics, "embedkit_ratelimit_decisions_total");
+        ek_metric_family *m = ek_metrics_find(metrics, "embedkit_ratelimit_decisions_total");
         if (!m && ek_metrics_add(metrics, EK_COUNTER, "embedkit_ratelimit_decisions_total",
                                  "Rate limiter decisions.", 1, lbl, 4, NULL, 0, &m) != EK_OK)
             m = NULL;

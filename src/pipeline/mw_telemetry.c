@@ -17,7 +17,7 @@ struct ek_telemetry_mw {
     ek_metrics *metrics;
     ek_logger *log;
     ek_clock clock;
-    ek_metric *commands, *duration;
+    ek_metric_family *commands, *duration;
     ek_series *latency[EK_CMD_COUNT];
     ek_series *texts[EK_CMD_COUNT];
     ek_series *outcome[EK_CMD_COUNT][OUTCOMES];
@@ -47,7 +47,7 @@ ek_status ek_telemetry_mw_new(ek_metrics *metrics, ek_logger *log, const ek_cloc
     if (metrics) {
         static const char *const two[] = {"command", "outcome"};
         static const char *const one[] = {"command"};
-        ek_metric *texts = NULL, *inflight = NULL;
+        ek_metric_family *texts = NULL, *inflight = NULL;
         if (ek_metrics_add(metrics, EK_COUNTER, "embedkit_commands_total",
                            "Commands executed through the pipeline, by type and outcome.", 2, two,
                            EK_CMD_COUNT * 12, NULL, 0, &t->commands) ||

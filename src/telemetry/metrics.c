@@ -50,10 +50,10 @@ void ek_metrics_free(ek_metrics *m) {
     free(m);
 }
 
-ek_metric *ek_metrics_find(ek_metrics *m, const char *name) {
+ek_metric_family *ek_metrics_find(ek_metrics *m, const char *name) {
     if (!m || !name) return NULL;
     pthread_mutex_lock(&m->mu);
-    ek_metric *found = NULL;
+    ek_metric_family *found = NULL;
     for (int i = 0; i < m->n && !found; i++)
         if (!strcmp(m->metrics[i]->name, name)) found = m->metrics[i];
     pthread_mutex_unlock(&m->mu);
@@ -63,7 +63,7 @@ ek_metric *ek_metrics_find(ek_metrics *m, const char *name) {
 ek_status ek_metrics_add(ek_metrics *m, ek_metric_kind kind, const char *name,
                          const char *help, int n_labels, const char *const *label_names,
                          int max_series, const double *buckets, int n_buckets,
-                         ek_metric **out) {
+                         ek_metric_family **out) {
     if (!m || !name || (unsigned)kind > EK_HISTOGRAM) return EK_ERR_INVALID_ARG;
     /* Naming rules (Prometheus + this project): embedkit_ prefix, counters
      * end in _total, histograms have ascending finite bounds. */
@@ -87,7 +87,7 @@ ek_status ek_metrics_add(ek_metrics *m, ek_metric_kind kind, const char *name,
     }
     if (max_series <= 0) max_series = 1;
     if (n_labels == 0) max_series = 1;
-    ek_metric *x = calloc(1, sizeof *x);
+    ek_metric_family *x = calloc(1, sizeof *x);
     if (!x) return EK_ERR_NOMEM;
     /* One extra slot for the shared "other" series. */
     x->series = calloc((size_t)max_series + 1, sizeof *x->series);
@@ -131,7 +131,7 @@ static int same_values(const ek_series *s, int n, const char *const *v) {
     return 1;
 }
 
-ek_series *ek_metric_series(ek_metric *x, const char *const *values) {
+ek_series *ek_metric_series(ek_metric_family *x, const char *const *values) {
     if (!x) return NULL;
     int published = __atomic_load_n(&x->n_series, __ATOMIC_ACQUIRE);
     for (int i = 0; i < published; i++)
@@ -189,7 +189,7 @@ void ek_series_set(ek_series *s, double v) {
 
 void ek_series_observe(ek_series *s, double v) {
     if (!s || s->metric->kind != EK_HISTOGRAM || v != v) return;
-    const ek_metric *x = s->metric;
+    const ek_metric_family *x = s->metric;
     int b = 0;
     while (b < x->n_buckets && v > x->bounds[b]) b++; /* le: v <= bound */
     __atomic_add_fetch(&s->buckets[b], 1, __ATOMIC_RELAXED);

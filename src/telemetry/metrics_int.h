@@ -14,14 +14,14 @@
 #define EK_LABEL_VALUE_MAX 64
 
 struct ek_series {
-    const struct ek_metric *metric;
+    const struct ek_metric_family *metric;
     char values[EK_METRIC_MAX_LABELS][EK_LABEL_VALUE_MAX];
     uint64_t value_bits;                          /* counter / gauge (double) */
     uint64_t buckets[EK_METRIC_MAX_BUCKETS + 1];  /* per bucket, last = +Inf */
     uint64_t sum_bits;                            /* histogram sum (double) */
 };
 
-struct ek_metric {
+struct ek_metric_family {
     ek_metric_kind kind;
     char name[EK_METRIC_NAME_MAX];
     char help[256];
@@ -38,7 +38,7 @@ struct ek_metric {
 
 struct ek_metrics {
     pthread_mutex_t mu;
-    ek_metric *metrics[EK_MAX_METRICS];
+    ek_metric_family *metrics[EK_MAX_METRICS];
     int n;
 };
 

@@ -59,7 +59,7 @@ static void sb_escaped(sbuf *b, const char *s, int quote) {
     }
 }
 
-static void sb_labels(sbuf *b, const ek_metric *x, const ek_series *s, const char *le) {
+static void sb_labels(sbuf *b, const ek_metric_family *x, const ek_series *s, const char *le) {
     if (!x->n_labels && !le) return;
     sb_printf(b, "{");
     for (int i = 0; i < x->n_labels; i++) {
@@ -71,7 +71,7 @@ static void sb_labels(sbuf *b, const ek_metric *x, const ek_series *s, const cha
     sb_printf(b, "}");
 }
 
-static void render_metric(sbuf *b, const ek_metric *x) {
+static void render_metric(sbuf *b, const ek_metric_family *x) {
     static const char *types[] = {"counter", "gauge", "histogram"};
     sb_printf(b, "# HELP %s ", x->name);
     sb_escaped(b, x->help, 0);
