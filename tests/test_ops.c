@@ -8,7 +8,10 @@
 #include "support.h"
 
 #include "compute/attention.h"
+#include "compute/cpu.h"
 #include "compute/gemm.h"
+#include "compute/lowp.h"
+#include "compute/matmul.h"
 #include "compute/vmath.h"
 #include "embedkit.h"
 #include "ops/ops.h"
@@ -277,6 +280,24 @@ static void test_attention_head(void **state) {
                     for (int c = 2 * d; c < H; c++) assert_true(out[i * H + c] == 0.0f);
                 }
             }
+            /* The bf16 kernel (bf16 / int8 dtypes): Q, K, V and P rounded
+             * to bf16 (relative 2^-9 each), so outputs within ~1e-2 of
+             * values of size ~1; p0 is the f32 softmax of bf16 scores.
+             * Other heads' columns untouched. */
+            if (ek_cpu_detect() >= EK_ISA_AVX512_BF16) {
+                memset(out, 0, sizeof(float) * L * H);
+                ek_attention_head_lowp(EK_ISA_AVX512_BF16, q, ld, H, L, d, scale, out + h * d, H, p0, ws);
+                double max_err = 0;
+                for (int i = 0; i < L; i++)
+                    for (int c = 0; c < d; c++) {
+                        double e = fabs(out[i * H + h * d + c] - want[i * d + c]);
+                        max_err = e > max_err ? e : max_err;
+                        assert_true(out[i * H + c] == 0.0f);
+                        assert_true(out[i * H + 2 * d + c] == 0.0f);
+                    }
+                for (int j = 0; j < L; j++) assert_true(fabs(p0[j] - wp0[j]) < 2e-2);
+                if (max_err >= 2e-2) fail_msg("bf16 attention L=%d d=%d: max |error| %g", L, d, max_err);
+            }
             free(qkv), free(out), free(p0), free(ws), free(want), free(pw), free(wp0);
         }
 }
@@ -373,8 +394,116 @@ static void test_dense_plan(void **state) {
     ek_compute_close(&comp);
 }
 
+/* Packed matmuls in each type: against a double reference (f32 tight,
+ * bf16 / int8 to their precision), and row invariance: rows computed with
+ * M = 16 are bitwise those of the same rows inside M = 256 (and, for int8,
+ * exact integer sums, checked against an integer reference). */
+static void test_packed_matmul(void **state) {
+    (void)state;
+    if (ek_cpu_detect() < EK_ISA_AVX512_BF16) skip();
+    ek_compute comp;
+    assert_int_equal(ek_compute_open(&comp), 0);
+    const int N = 80, K = 96, MB = 256, MS = 16;
+    float *W = rand_vec((size_t)N * K, -1, 1), *b = rand_vec(N, -1, 1);
+    float *A = rand_vec((size_t)MB * K, -1, 1);
+    static const ek_mm_type types[] = {EK_MM_F32, EK_MM_BF16, EK_MM_S8};
+    for (int ti = 0; ti < 3; ti++) {
+        ek_mm_type t = types[ti];
+        ek_mm_weights pw;
+        assert_int_equal(ek_mm_weights_pack(&pw, comp.engine, t, W, b, N, K), 0);
+        ek_mm_type dst = t == EK_MM_S8 ? EK_MM_S32 : EK_MM_F32;
+        unsigned flags = t == EK_MM_S8 ? 0 : EK_MM_BIAS | EK_MM_GELU;
+        ek_mm_prim big, small;
+        ek_mm_io iob, ios;
+        assert_int_equal(ek_mm_prim_init(&big, comp.engine, MB, &pw, dst, flags), 0);
+        assert_int_equal(ek_mm_prim_init(&small, comp.engine, MS, &pw, dst, flags), 0);
+        assert_int_equal(ek_mm_io_init(&iob, comp.engine, &big), 0);
+        assert_int_equal(ek_mm_io_init(&ios, comp.engine, &small), 0);
+        /* Sources in the type: f32 as is, bf16 rounded, int8 quantized per row. */
+        size_t es = ek_mm_type_size(t == EK_MM_S8 ? EK_MM_U8 : t);
+        unsigned char *src = malloc((size_t)MB * K * es);
+        float *rs = malloc(sizeof(float) * MB);
+        ek_lowp_kernels k = ek_lowp_select(ek_cpu_detect());
+        if (t == EK_MM_F32) memcpy(src, A, sizeof(float) * MB * K);
+        if (t == EK_MM_BF16) k.to_bf16(A, MB, K, K, (uint16_t *)src);
+        if (t == EK_MM_S8) k.quant_u8(A, MB, K, K, src, rs);
+        float *Cb = calloc((size_t)MB * N, 4), *Cs = calloc((size_t)MS * N, 4);
+        assert_int_equal(ek_mm_run(&big, &iob, comp.stream, src, &pw, Cb), 0);
+        const int r0 = 48; /* rows r0 .. r0 + 15 alone */
+        assert_int_equal(ek_mm_run(&small, &ios, comp.stream, src + (size_t)r0 * K * es, &pw, Cs), 0);
+        assert_memory_equal(Cs, Cb + (size_t)r0 * N, sizeof(float) * MS * N);
+        double max_err = 0;
+        for (int i = 0; i < MB; i++)
+            for (int j = 0; j < N; j++) {
+                double got;
+                if (t == EK_MM_S8) {
+                    const int32_t *acc = (const int32_t *)Cb;
+                    got = (double)(acc[(size_t)i * N + j] - 128 * pw.colsum[j]) * rs[i] * pw.scale[j] + b[j];
+                } else {
+                    got = Cb[(size_t)i * N + j];
+                }
+                double s = b[j];
+                for (int q = 0; q < K; q++) s += (double)A[(size_t)i * K + q] * W[(size_t)j * K + q];
+                double want = t == EK_MM_S8 ? s : gelu_ref(s);
+                double err = fabs(got - want);
+                if (err > max_err) max_err = err;
+            }
+        /* Sums of K = 96 products of U(-1, 1) values: bf16 rounds each
+         * operand to 2^-9 relative, int8 to 1/254 of the row / channel
+         * maximum (so its errors are larger). */
+        double tol = t == EK_MM_F32 ? 1e-4 : t == EK_MM_BF16 ? 0.08 : 0.25;
+        print_message("packed matmul type %d: max |error| %.2e (tolerance %.0e)\n", (int)t, max_err, tol);
+        assert_true(max_err < tol);
+        free(src), free(rs), free(Cb), free(Cs);
+        ek_mm_io_free(&iob), ek_mm_io_free(&ios);
+        ek_mm_prim_free(&big), ek_mm_prim_free(&small);
+        ek_mm_weights_free(&pw);
+    }
+    free(W), free(b), free(A);
+    ek_compute_close(&comp);
+}
+
+/* The low-precision helpers: bf16 rounding to nearest even, per-row
+ * quantization, the int8 epilogue's GELU against erf, at every ISA level
+ * this CPU offers (all levels give the same bits for conversions and
+ * quantization; GELU agrees to 1e-6). */
+static void test_lowp(void **state) {
+    (void)state;
+    const float x[6] = {1.0f, 1.00390625f, 1.01171875f, -2.5f, 0.0f, 3.0e-3f};
+    for (int isa = EK_ISA_GENERIC; isa <= (int)ek_cpu_detect(); isa++) {
+        ek_lowp_kernels k = ek_lowp_select((ek_isa)isa);
+        uint16_t y[6];
+        k.to_bf16(x, 1, 6, 6, y);
+        /* 1 + 2^-8 is a tie: even mantissa (1.0); 1 + 3 * 2^-8 rounds up. */
+        assert_int_equal(y[0], 0x3f80);
+        assert_int_equal(y[1], 0x3f80);
+        assert_int_equal(y[2], 0x3f82);
+        assert_int_equal(y[3], 0xc020);
+        assert_int_equal(y[4], 0);
+        uint8_t q[6];
+        float rs;
+        k.quant_u8(x, 1, 6, 6, q, &rs);
+        assert_float_equal(rs, 2.5f / 127.0f, 1e-9);
+        assert_int_equal(q[3], 128 - 127);
+        assert_int_equal(q[4], 128);
+        assert_int_equal(q[0], 128 + 51); /* 1 / (2.5 / 127) = 50.8 */
+        float zero[3] = {0, 0, 0};
+        k.quant_u8(zero, 1, 3, 3, q, &rs);
+        assert_float_equal(rs, 1.0f, 0);
+        assert_int_equal(q[0], 128);
+    }
+    double max_err = 0;
+    for (float v = -8.0f; v <= 8.0f; v += 0.01f) {
+        double err = fabs(ek_lowp_gelu(v) - gelu_ref(v));
+        if (err > max_err) max_err = err;
+    }
+    print_message("int8 epilogue GELU: max |error| vs erf %.2e\n", max_err);
+    assert_true(max_err < 1e-6 * 8);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_packed_matmul), cmocka_unit_test(test_lowp),
         cmocka_unit_test(test_layernorm),   cmocka_unit_test(test_bias_act),
         cmocka_unit_test(test_vexpf),       cmocka_unit_test(test_softmax),
         cmocka_unit_test(test_dense),       cmocka_unit_test(test_l2_normalize),

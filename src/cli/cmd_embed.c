@@ -13,6 +13,7 @@ typedef struct common_opts {
     int input_jsonl;
     int output_npy;
     int threads;
+    int dtype;
     const char *prompt;
     const char *prompt_name;
     ek_embed_options eo;
@@ -29,6 +30,8 @@ static const char *EMBED_HELP =
     "  --truncate right|left|none     none: an over-long input is an error\n"
     "  --dimensions N        Matryoshka: keep the first N dimensions (renormalised)\n"
     "  --threads N           worker threads (default: all cores)\n"
+    "  --dtype f32|bf16|int8 compute precision of the encoder (default f32, exact;\n"
+    "                        bf16 / int8 need AVX-512 BF16 / VNNI)\n"
     "  --batch-size N        inputs per forward pass (default 32)\n"
     "  --max-batch-tokens N  tokens per forward pass (default 8192)\n"
     "  --prompt TEXT | --prompt-name NAME   prefix every input (NAME from the model's prompts)\n"
@@ -112,6 +115,13 @@ static int parse(const char *cmd, int argc, char **argv, int embed, common_opts 
         } else if (!strcmp(a, "--threads")) {
             NEEDV();
             if ((*rc = cli_int(cmd, a, v, 0, 1024, &o->threads))) return -1;
+        } else if (embed && !strcmp(a, "--dtype")) {
+            NEEDV();
+            o->dtype = ek_compute_dtype_from_name(v);
+            if (o->dtype < 0) {
+                *rc = cli_usage(cmd, "--dtype: \"%s\" is not f32, bf16 or int8", v);
+                return -1;
+            }
         } else if (embed && !strcmp(a, "--batch-size")) {
             NEEDV();
             if ((*rc = cli_int(cmd, a, v, 1, 1 << 20, &o->eo.batch_size))) return -1;
@@ -147,7 +157,10 @@ static int open_model(const char *cmd, const common_opts *o, ek_ctx **ctx, ek_mo
     *ctx = NULL;
     *m = NULL;
     if (ek_ctx_new(ctx)) return cli_fail(cmd, "out of memory");
-    if (ek_ctx_set_threads(*ctx, o->threads) || ek_model_load(*ctx, o->model, m)) {
+    ek_load_options lo;
+    ek_load_options_init(&lo);
+    lo.dtype = (ek_compute_dtype)o->dtype;
+    if (ek_ctx_set_threads(*ctx, o->threads) || ek_model_load_opts(*ctx, o->model, &lo, m)) {
         int rc = cli_fail(cmd, "%s", ek_ctx_last_error(*ctx));
         ek_ctx_free(*ctx);
         *ctx = NULL;

@@ -50,12 +50,13 @@ int ek_cmd_info(int argc, char **argv) {
                "\"intermediate_size\":%d,\"vocab_size\":%d,\"max_position_embeddings\":%d,"
                "\"max_seq_length\":%d,\"embedding_dim\":%d,\"pooling\":\"%s\",\"include_prompt\":%s,"
                "\"dense\":%s,\"normalize\":%s,\"do_lower_case\":%s,\"parameters\":%llu,"
-               "\"weights_dtype\":\"%s\",\"compute_dtype\":\"%s\",\"random_weights\":%s,\"note\":\"%s\"}\n",
+               "\"weights_dtype\":\"%s\",\"compute_dtype\":\"%s\",\"isa\":\"%s\",\"dnnl_isa\":\"%s\","
+               "\"random_weights\":%s,\"note\":\"%s\"}\n",
                dir, in.model_type, in.hidden_size, in.num_layers, in.num_heads, in.intermediate_size,
                in.vocab_size, in.max_position_embeddings, in.max_seq_length, in.embedding_dim, pool,
                in.include_prompt ? "true" : "false", in.has_dense ? "true" : "false",
                in.normalize ? "true" : "false", in.do_lower_case ? "true" : "false",
-               (unsigned long long)in.parameters, in.weights_dtype, in.compute_dtype,
+               (unsigned long long)in.parameters, in.weights_dtype, in.compute_dtype, in.isa, in.dnnl_isa,
                in.generated_random ? "true" : "false", in.note);
     } else {
         if (in.generated_random)
@@ -72,6 +73,7 @@ int ek_cmd_info(int argc, char **argv) {
         printf("embedding dim:    %d\n", in.embedding_dim);
         printf("parameters:       %llu (%.1f M)\n", (unsigned long long)in.parameters, (double)in.parameters / 1e6);
         printf("dtypes:           weights %s, compute %s\n", in.weights_dtype, in.compute_dtype);
+        printf("instruction set:  %s (oneDNN %s; EK_ISA=avx2|avx512|amx lowers it)\n", in.isa, in.dnnl_isa);
         const char *dp = ek_model_default_prompt_name(m);
         if (dp) printf("default prompt:   %s\n", dp);
     }

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "compute/attention_avx512.h"
+#include "compute/cpu.h"
 #include "ops/ops.h"
 
 #define QB EK_ATT_QB /* query rows per block */
@@ -116,4 +117,30 @@ void ek_attention_head(const float *q, int ld, int kv_off, int L, int d,
     }
 #endif
     ek_attention_head_generic(q, ld, kv_off, L, d, scale, out, ldo, p0, ws);
+}
+
+void ek_attention_head_at(int isa, const float *q, int ld, int kv_off, int L,
+                          int d, float scale, float *out, int ldo, float *p0,
+                          float *ws) {
+#if EK_HAVE_AVX512_KERNELS
+    if (isa >= EK_ISA_AVX512) {
+        ek_attention_head_avx512(q, ld, kv_off, L, d, scale, out, ldo, p0, ws);
+        return;
+    }
+#else
+    (void)isa;
+#endif
+    ek_attention_head_generic(q, ld, kv_off, L, d, scale, out, ldo, p0, ws);
+}
+
+void ek_attention_head_lowp(int isa, const float *q, int ld, int kv_off, int L,
+                            int d, float scale, float *out, int ldo, float *p0,
+                            float *ws) {
+#if EK_HAVE_AVX512_KERNELS
+    if (isa >= EK_ISA_AVX512_BF16 && d % 2 == 0) {
+        ek_attention_head_bf16(q, ld, kv_off, L, d, scale, out, ldo, p0, ws);
+        return;
+    }
+#endif
+    ek_attention_head_at(isa, q, ld, kv_off, L, d, scale, out, ldo, p0, ws);
 }

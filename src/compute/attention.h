@@ -20,6 +20,21 @@ size_t ek_attention_scratch(int max_len, int d);
 void ek_attention_head(const float *q, int ld, int kv_off, int L, int d,
                        float scale, float *out, int ldo, float *p0, float *ws);
 
+/* The same with the kernel picked from an ISA level (compute/cpu.h), so
+ * EK_ISA can force the portable path: AVX-512 at EK_ISA_AVX512 and up. */
+void ek_attention_head_at(int isa, const float *q, int ld, int kv_off, int L,
+                          int d, float scale, float *out, int ldo, float *p0,
+                          float *ws);
+
+/* For the bf16 / int8 compute dtypes: with AVX512_BF16 (isa >=
+ * EK_ISA_AVX512_BF16) and an even d, the head's Q, K, V and probabilities
+ * are rounded to bf16 and multiplied with f32 sums (twice the f32 kernel's
+ * arithmetic rate); otherwise this is ek_attention_head_at.  Softmax stays
+ * f32 and p0 gets the f32 probabilities. */
+void ek_attention_head_lowp(int isa, const float *q, int ld, int kv_off, int L,
+                            int d, float scale, float *out, int ldo, float *p0,
+                            float *ws);
+
 /* The portable C kernel (what machines without AVX-512 run); exposed so
  * the tests can check it on machines that have AVX-512. */
 void ek_attention_head_generic(const float *q, int ld, int kv_off, int L,

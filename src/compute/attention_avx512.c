@@ -40,8 +40,8 @@ static inline __mmask16 tail_mask(int n) {
     return (__mmask16)((1u << n) - 1u);
 }
 
-/* In-place softmax of x[0..n). */
-TGT static void softmax16(float *x, int n) {
+/* In-place softmax of x[0..n) (also used by attention_bf16.c). */
+TGT void ek_att_softmax16(float *x, int n) {
     __m512 m = _mm512_set1_ps(-INFINITY);
     int i = 0;
     for (; i + 16 <= n; i += 16) m = _mm512_max_ps(m, _mm512_loadu_ps(x + i));
@@ -133,7 +133,7 @@ TGT void ek_attention_head_avx512(const float *q, int ld, int kv_off, int L,
         size_t j0 = 0;
         for (; j0 + 32 <= Lp; j0 += 32) SCORE_TILE(2);
         if (j0 < Lp) SCORE_TILE(1);
-        for (int b = 0; b < nb; b++) softmax16(sc + b * Lp, L);
+        for (int b = 0; b < nb; b++) ek_att_softmax16(sc + b * Lp, L);
         if (p0 && i0 == 0) memcpy(p0, sc, sizeof(float) * (size_t)L);
         float *o = out + (size_t)i0 * ldo;
         int c0 = 0;

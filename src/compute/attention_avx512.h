@@ -25,6 +25,14 @@ void ek_attention_tiles(const float *k, const float *v, int ld, int L, int d,
                         float *ws);
 
 #if EK_HAVE_AVX512_KERNELS
+/* In-place softmax of x[0..n) with AVX-512 (the CPU must have it). */
+void ek_att_softmax16(float *x, int n);
+/* The bf16 variant (attention_bf16.c): Q, K, V and the probabilities
+ * rounded to bf16, products summed in f32 by VDPBF16PS; softmax in f32.
+ * Needs AVX512_BF16 and an even d; same workspace as the f32 kernels. */
+void ek_attention_head_bf16(const float *q, int ld, int kv_off, int L, int d,
+                            float scale, float *out, int ldo, float *p0,
+                            float *ws);
 void ek_attention_head_avx512(const float *q, int ld, int kv_off, int L, int d,
                               float scale, float *out, int ldo, float *p0,
                               float *ws);

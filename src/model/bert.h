@@ -1,5 +1,6 @@
 /* model/bert.h — the BERT encoder's configuration and weights as the forward
- * pass sees them: plain f32 arrays in PyTorch layout.  The loader (model.c)
+ * pass sees them: plain f32 arrays in PyTorch layout, plus the packed copy
+ * the matmuls read (model/prepack.h).  The loader (model.c)
  * owns the memory (mapped file or converted copies); these structs only
  * point into it. */
 #ifndef EK_MODEL_BERT_H
@@ -20,6 +21,8 @@ typedef struct ek_bert_config {
     int vocab;             /* vocab_size */
     float ln_eps;          /* layer_norm_eps */
     int pad_token_id;
+    int compute_dtype;     /* EK_FWD_* (model/prepack.h) of `rt` below; sizes
+                              the forward pass's scratch */
 } ek_bert_config;
 
 /* y = x W^T + b; w is [out][in] row-major (torch.nn.Linear layout). */
@@ -50,6 +53,10 @@ typedef struct ek_bert_weights {
     const float *type_emb; /* [type_vocab][H] */
     ek_layernorm ln_emb;
     ek_bert_layer *layer;  /* cfg.layers entries */
+    /* The dense layers packed for the compute dtype and the primitive cache
+     * (model/prepack.h); made at load.  NULL (weights built by hand, as in
+     * tests): each forward call packs f32 weights for itself. */
+    struct ek_bert_runtime *rt;
 } ek_bert_weights;
 
 #endif

@@ -1,12 +1,16 @@
 /* model/forward.c — the BERT encoder forward pass over packed sequences
- * (see forward.h): embeddings, then per layer a fused QKV GEMM over all rows,
- * attention per (sequence, head), attention output + residual + LayerNorm,
- * FFN with exact GELU, output + residual + LayerNorm (post-LN, as BERT).
+ * (see forward.h): embeddings, then per layer a fused QKV product, attention
+ * per (sequence, head), attention output + residual + LayerNorm, FFN with
+ * exact GELU, output + residual + LayerNorm (post-LN, as BERT), in the
+ * model's compute dtype: f32, bf16 (sources converted per chunk, f32
+ * accumulation) or int8 (sources quantized per row, s32 sums, the epilogue
+ * of compute/lowp.h).  LayerNorm, softmax, attention and GELU stay f32.
  *
- * Every dense layer is one oneDNN matmul over all rows whose per-row result
- * does not depend on the row count (see compute/gemm.h); attention and the
- * row-wise ops see one sequence at a time.  Together this makes a sequence's
- * output bitwise independent of the rest of its batch. */
+ * Dense layers run on pre-packed weights (model/prepack.h) in chunks of
+ * rows, with primitives whose per-row result does not depend on the row
+ * count (see compute/matmul.h); attention and the row-wise ops see one
+ * sequence or row at a time.  Together this makes a sequence's output
+ * bitwise independent of the rest of its batch, in every dtype. */
 #include "model/forward.h"
 
 #include <math.h>
@@ -15,6 +19,7 @@
 
 #include "compute/attention.h"
 #include "compute/gemm.h"
+#include "model/prepack.h"
 #include "ops/ops.h"
 
 /* ---- scratch layout ----------------------------------------------------- */
@@ -23,23 +28,52 @@
 
 static size_t round_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
 
+/* All but attention runs on chunks of this many rows, so that the
+ * feed-forward block's [rows][I] intermediate (and int8's sums) stay in the
+ * L2 caches instead of streaming [M][I] through memory: measured ~1 ns per
+ * element of the intermediate when it does not fit.  The matmul kernels give a row the same
+ * result whatever M (see compute/matmul.h), so chunking changes nothing. */
+#define FFN_CHUNK 256
+
+/* Offsets in floats.  Matmuls run on Mp = ek_mm_row_class(rows) rows: the
+ * rows past the batch are zero on entry, computed and ignored. */
 typedef struct layout {
-    size_t buf;      /* [R][max(4H, I)]: qkv [R][3H] + ctx [R][H], or ffn [R][I] */
-    size_t headprob; /* [heads][R]: last layer's row-0 probabilities per head */
+    size_t Mp;
+    size_t x;        /* [Mp][H] hidden state (copied to hidden_out at the end) */
+    size_t buf;      /* [Mp][4H]: qkv [Mp][3H] (int8: its s32 sums first) +
+                        ctx [Mp][H]; int8's attention-output sums reuse qkv */
+    size_t ffn;      /* [chunk][max(3H, I)]: f32 / bf16 FFN intermediate,
+                        int8's s32 sums */
+    size_t low;      /* a chunk's bf16 / int8 matmul source: [chunk][H] (bf16
+                        or u8), then int8's u8 ffn [chunk][I] */
+    size_t rs;       /* int8: [2][FFN_CHUNK] row scales */
+    size_t tmp;      /* int8: per thread, I floats (epilogue rows) */
+    size_t headprob; /* [heads][Mp]: last layer's row-0 probabilities per head */
     size_t attn;     /* per thread: ek_attention_scratch floats */
-    size_t per_thread;
+    size_t per_thread, per_thread_tmp;
     size_t total;    /* floats */
 } layout;
 
 static layout make_layout(const ek_bert_config *cfg, int rows, int threads) {
     layout l;
-    size_t R = (size_t)(rows > 0 ? rows : 1);
+    size_t Mp = (size_t)ek_mm_row_class(rows > 0 ? rows : 1);
     size_t H = (size_t)cfg->hidden, I = (size_t)cfg->intermediate;
-    size_t width = 4 * H > I ? 4 * H : I;
     int d = cfg->heads > 0 ? cfg->hidden / cfg->heads : 1;
-    l.buf = 0;
-    l.headprob = round_up(l.buf + R * width, ALIGN_FLOATS);
-    l.attn = round_up(l.headprob + (size_t)cfg->heads * R, ALIGN_FLOATS);
+    int lowp = cfg->compute_dtype != EK_FWD_F32, int8 = cfg->compute_dtype == EK_FWD_INT8;
+    l.Mp = Mp;
+    l.x = 0;
+    l.buf = round_up(l.x + Mp * H, ALIGN_FLOATS);
+    size_t C = Mp < FFN_CHUNK ? Mp : FFN_CHUNK;
+    size_t fw = 3 * H > I ? 3 * H : I;
+    l.ffn = round_up(l.buf + Mp * 4 * H, ALIGN_FLOATS);
+    l.low = round_up(l.ffn + C * fw, ALIGN_FLOATS);
+    /* bf16 [C][max(H, I)]: C * max(H, I) / 2 floats; int8 u8 [C][H] + [C][I]. */
+    size_t low = !lowp ? 0 : int8 ? round_up(FFN_CHUNK * H, 64) / 4 + round_up(C * I, 64) / 4 : round_up(C * fw, 2) / 2;
+    l.rs = round_up(l.low + low, ALIGN_FLOATS);
+    l.tmp = round_up(l.rs + (int8 ? 2 * FFN_CHUNK : 0), ALIGN_FLOATS);
+    l.per_thread_tmp = int8 ? round_up(I, ALIGN_FLOATS) : 0;
+    l.headprob = round_up(l.tmp + l.per_thread_tmp * (size_t)threads, ALIGN_FLOATS);
+    l.attn = round_up(l.headprob + (size_t)cfg->heads * Mp, ALIGN_FLOATS);
     /* Sized by max_pos, not the batch's longest sequence: longer sequences
      * are rejected, so no batch can overrun it. */
     l.per_thread = round_up(ek_attention_scratch(cfg->max_pos, d), ALIGN_FLOATS);
@@ -157,7 +191,8 @@ typedef struct attn_job {
     float *headprob;     /* [heads][R] or NULL */
     float *scratch;      /* per thread, per_thread floats each */
     size_t per_thread;
-    int H, heads, R;
+    int H, heads, R, isa;
+    int lowp;            /* bf16 / int8 dtypes: bf16 products in attention */
 } attn_job;
 
 static void attention(const ek_fwd_batch *b, const attn_job *j, int nt) {
@@ -170,97 +205,204 @@ static void attention(const ek_fwd_batch *b, const attn_job *j, int nt) {
         int start = b->seq_start[s], L = b->seq_start[s + 1] - start;
         if (L == 0) continue;
         float *ws = j->scratch + j->per_thread * (size_t)omp_get_thread_num();
-        ek_attention_head(j->qkv + (size_t)start * 3 * j->H + (size_t)h * d,
-                          3 * j->H, j->H, L, d, scale,
-                          j->ctx + (size_t)start * j->H + (size_t)h * d, j->H,
-                          j->headprob ? j->headprob + (size_t)h * j->R + start
-                                      : NULL,
-                          ws);
+        (j->lowp ? ek_attention_head_lowp : ek_attention_head_at)(
+            j->isa, j->qkv + (size_t)start * 3 * j->H + (size_t)h * d, 3 * j->H, j->H, L, d, scale,
+            j->ctx + (size_t)start * j->H + (size_t)h * d, j->H,
+            j->headprob ? j->headprob + (size_t)h * j->R + start : NULL, ws);
+    }
+}
+
+/* ---- low-precision sources and the int8 epilogue ---------------------- */
+
+enum { ROW_BLOCK = 16 };
+
+/* bf16 copy of src [Mp][n] into dst, rows in parallel blocks. */
+static void to_bf16(const ek_bert_runtime *rt, const float *src, int Mp, int n,
+                    uint16_t *dst, int nt) {
+    int blocks = (Mp + ROW_BLOCK - 1) / ROW_BLOCK;
+#pragma omp parallel for num_threads(nt)
+    for (int bk = 0; bk < blocks; bk++) {
+        int r0 = bk * ROW_BLOCK, k = Mp - r0 < ROW_BLOCK ? Mp - r0 : ROW_BLOCK;
+        rt->k.to_bf16(src + (size_t)r0 * n, k, n, n, dst + (size_t)r0 * n);
+    }
+}
+
+static void quant(const ek_bert_runtime *rt, const float *src, int Mp, int n,
+                  uint8_t *dst, float *rs, int nt) {
+    int blocks = (Mp + ROW_BLOCK - 1) / ROW_BLOCK;
+#pragma omp parallel for num_threads(nt)
+    for (int bk = 0; bk < blocks; bk++) {
+        int r0 = bk * ROW_BLOCK, k = Mp - r0 < ROW_BLOCK ? Mp - r0 : ROW_BLOCK;
+        rt->k.quant_u8(src + (size_t)r0 * n, k, n, n, dst + (size_t)r0 * n, rs + r0);
+    }
+}
+
+static void epilogue(const ek_bert_runtime *rt, const ek_mm_weights *w,
+                     const int32_t *acc, const float *rs, int Mp, int mode,
+                     float *out, uint8_t *q, float *rs_out, float *tmp,
+                     size_t tmp_stride, int nt) {
+    int blocks = (Mp + ROW_BLOCK - 1) / ROW_BLOCK;
+#pragma omp parallel for num_threads(nt)
+    for (int bk = 0; bk < blocks; bk++) {
+        int r0 = bk * ROW_BLOCK, k = Mp - r0 < ROW_BLOCK ? Mp - r0 : ROW_BLOCK;
+        ek_epi_args a = {acc, rs, w->scale, w->colsum, w->bias_ptr, w->N, out, q,
+                         rs_out, tmp + tmp_stride * (size_t)omp_get_thread_num()};
+        rt->k.epilogue(&a, r0, k, mode);
     }
 }
 
 /* ---- the pass ----------------------------------------------------------- */
 
-typedef struct plans {
-    ek_dense_plan qkv, attn_out, ffn_in, ffn_out;
-} plans;
+typedef struct pass {
+    const ek_bert_runtime *rt;
+    ek_rt_slot *chunk;       /* FFN_CHUNK rows (or Mp when smaller) */
+    ek_rt_slot *tail;        /* the last FFN chunk's rows, or NULL */
+    layout lay;
+    float *scratch;
+    int Mp, H, I, nt;
+} pass;
 
-static void plans_free(plans *p) {
-    ek_dense_plan_free(&p->qkv);
-    ek_dense_plan_free(&p->attn_out);
-    ek_dense_plan_free(&p->ffn_in);
-    ek_dense_plan_free(&p->ffn_out);
+static int run_slot(pass *p, ek_rt_slot *s, int lin, int layer, const void *A, void *C) {
+    return ek_mm_run(&s->cls->prim[lin], &s->io[lin], s->stream, A, &p->rt->lin[layer][lin], C);
 }
 
-static int plans_init(plans *p, const ek_compute *c, const ek_bert_layer *l0,
-                      int R, int H, int I) {
-    memset(p, 0, sizeof *p);
-    unsigned bq = l0->qkv.b ? EK_DENSE_BIAS : 0;
-    unsigned bo = l0->attn_out.b ? EK_DENSE_BIAS : 0;
-    unsigned bi = l0->ffn_in.b ? EK_DENSE_BIAS : 0;
-    unsigned bf = l0->ffn_out.b ? EK_DENSE_BIAS : 0;
-    if (ek_dense_plan_init(&p->qkv, c, R, 3 * H, H, H, 3 * H, bq) ||
-        ek_dense_plan_init(&p->attn_out, c, R, H, H, H, H,
-                           bo | EK_DENSE_ACCUMULATE) ||
-        ek_dense_plan_init(&p->ffn_in, c, R, I, H, H, I, bi | EK_DENSE_GELU) ||
-        ek_dense_plan_init(&p->ffn_out, c, R, H, I, I, H,
-                           bf | EK_DENSE_ACCUMULATE)) {
-        plans_free(p);
-        return -1;
+/* The FFN matmul for chunk rows starting at r0. */
+static int mm_chunk(pass *p, int lin, int layer, int r0, const void *A, void *C) {
+    ek_rt_slot *s = p->Mp - r0 >= p->chunk->cls->M ? p->chunk : p->tail;
+    return run_slot(p, s, lin, layer, A, C);
+}
+
+static int chunk_rows(const pass *p, int r0) {
+    int C = p->chunk->cls->M;
+    return p->Mp - r0 < C ? p->Mp - r0 : C;
+}
+
+/* One encoder layer, x [Mp][H] in place.  Everything but attention is
+ * row-local, so it runs per chunk of rows (see FFN_CHUNK): the QKV product
+ * (with int8's epilogue) in a first pass, attention over whole sequences,
+ * then per chunk the attention output, LayerNorm, the feed-forward block
+ * and LayerNorm, all while the chunk's rows are in cache. */
+static int layer_f32(pass *p, int li, float *x, const ek_fwd_batch *b,
+                     attn_job *job, const ek_bert_layer *L, float eps) {
+    const int Mp = p->Mp, H = p->H, R = b->seq_start[b->n_seq];
+    float *buf = p->scratch + p->lay.buf;
+    float *qkv = buf, *ctx = buf + (size_t)Mp * 3 * H, *ffn = p->scratch + p->lay.ffn;
+    for (int r0 = 0; r0 < Mp; r0 += chunk_rows(p, r0))
+        if (mm_chunk(p, EK_LIN_QKV, li, r0, x + (size_t)r0 * H, qkv + (size_t)r0 * 3 * H)) return -1;
+    attention(b, job, p->nt);
+    /* Rows past the batch: attention leaves them; keep them finite. */
+    memset(ctx + (size_t)R * H, 0, sizeof(float) * (size_t)(Mp - R) * H);
+    for (int r0 = 0; r0 < Mp; r0 += chunk_rows(p, r0)) {
+        int n = chunk_rows(p, r0);
+        float *xc = x + (size_t)r0 * H;
+        if (mm_chunk(p, EK_LIN_ATTN_OUT, li, r0, ctx + (size_t)r0 * H, xc)) return -1;
+        layernorm_rows(xc, n, &L->ln_attn, H, eps, p->nt);
+        if (mm_chunk(p, EK_LIN_FFN_IN, li, r0, xc, ffn) || mm_chunk(p, EK_LIN_FFN_OUT, li, r0, ffn, xc)) return -1;
+        layernorm_rows(xc, n, &L->ln_ffn, H, eps, p->nt);
     }
     return 0;
 }
 
-static int run_layers(const ek_bert_weights *w, const ek_fwd_batch *b,
-                      float *x, float *attn_first, float *scratch, int nt,
-                      ek_err *e) {
+static int layer_bf16(pass *p, int li, float *x, const ek_fwd_batch *b,
+                      attn_job *job, const ek_bert_layer *L, float eps) {
+    const int Mp = p->Mp, H = p->H, R = b->seq_start[b->n_seq];
+    float *buf = p->scratch + p->lay.buf;
+    float *qkv = buf, *ctx = buf + (size_t)Mp * 3 * H;
+    uint16_t *ffn = (uint16_t *)(p->scratch + p->lay.ffn), *low = (uint16_t *)(p->scratch + p->lay.low);
+    for (int r0 = 0; r0 < Mp; r0 += chunk_rows(p, r0)) {
+        to_bf16(p->rt, x + (size_t)r0 * H, chunk_rows(p, r0), H, low, p->nt);
+        if (mm_chunk(p, EK_LIN_QKV, li, r0, low, qkv + (size_t)r0 * 3 * H)) return -1;
+    }
+    attention(b, job, p->nt);
+    memset(ctx + (size_t)R * H, 0, sizeof(float) * (size_t)(Mp - R) * H);
+    for (int r0 = 0; r0 < Mp; r0 += chunk_rows(p, r0)) {
+        int n = chunk_rows(p, r0);
+        float *xc = x + (size_t)r0 * H;
+        to_bf16(p->rt, ctx + (size_t)r0 * H, n, H, low, p->nt);
+        if (mm_chunk(p, EK_LIN_ATTN_OUT, li, r0, low, xc)) return -1;
+        layernorm_rows(xc, n, &L->ln_attn, H, eps, p->nt);
+        to_bf16(p->rt, xc, n, H, low, p->nt);
+        if (mm_chunk(p, EK_LIN_FFN_IN, li, r0, low, ffn) || mm_chunk(p, EK_LIN_FFN_OUT, li, r0, ffn, xc))
+            return -1;
+        layernorm_rows(xc, n, &L->ln_ffn, H, eps, p->nt);
+    }
+    return 0;
+}
+
+static int layer_int8(pass *p, int li, float *x, const ek_fwd_batch *b,
+                      attn_job *job, const ek_bert_layer *L, float eps) {
+    const int Mp = p->Mp, H = p->H, R = b->seq_start[b->n_seq];
+    const ek_bert_runtime *rt = p->rt;
+    float *buf = p->scratch + p->lay.buf;
+    float *qkv = buf, *ctx = buf + (size_t)Mp * 3 * H;
+    int32_t *acc = (int32_t *)(p->scratch + p->lay.ffn); /* chunk sums */
+    uint8_t *low = (uint8_t *)(p->scratch + p->lay.low), *lowf = low + round_up((size_t)FFN_CHUNK * H, 64);
+    float *rs = p->scratch + p->lay.rs, *rs2 = rs + FFN_CHUNK;
+    float *tmp = p->scratch + p->lay.tmp;
+    size_t ts = p->lay.per_thread_tmp;
+    const ek_mm_weights *w = rt->lin[li];
+    for (int r0 = 0; r0 < Mp; r0 += chunk_rows(p, r0)) {
+        int n = chunk_rows(p, r0);
+        quant(rt, x + (size_t)r0 * H, n, H, low, rs, p->nt);
+        if (mm_chunk(p, EK_LIN_QKV, li, r0, low, acc)) return -1;
+        epilogue(rt, &w[EK_LIN_QKV], acc, rs, n, EK_EPI_STORE, qkv + (size_t)r0 * 3 * H, NULL, NULL, tmp, ts,
+                 p->nt);
+    }
+    attention(b, job, p->nt);
+    memset(ctx + (size_t)R * H, 0, sizeof(float) * (size_t)(Mp - R) * H);
+    for (int r0 = 0; r0 < Mp; r0 += chunk_rows(p, r0)) {
+        int n = chunk_rows(p, r0);
+        float *xc = x + (size_t)r0 * H;
+        quant(rt, ctx + (size_t)r0 * H, n, H, low, rs, p->nt);
+        if (mm_chunk(p, EK_LIN_ATTN_OUT, li, r0, low, acc)) return -1;
+        epilogue(rt, &w[EK_LIN_ATTN_OUT], acc, rs, n, EK_EPI_ADD, xc, NULL, NULL, tmp, ts, p->nt);
+        layernorm_rows(xc, n, &L->ln_attn, H, eps, p->nt);
+        quant(rt, xc, n, H, low, rs, p->nt);
+        if (mm_chunk(p, EK_LIN_FFN_IN, li, r0, low, acc)) return -1;
+        epilogue(rt, &w[EK_LIN_FFN_IN], acc, rs, n, EK_EPI_GELU_QUANT, NULL, lowf, rs2, tmp, ts, p->nt);
+        if (mm_chunk(p, EK_LIN_FFN_OUT, li, r0, lowf, acc)) return -1;
+        epilogue(rt, &w[EK_LIN_FFN_OUT], acc, rs2, n, EK_EPI_ADD, xc, NULL, NULL, tmp, ts, p->nt);
+        layernorm_rows(xc, n, &L->ln_ffn, H, eps, p->nt);
+    }
+    return 0;
+}
+
+static int run_layers(const ek_bert_weights *w, ek_bert_runtime *rt,
+                      const ek_fwd_batch *b, float *x, float *attn_first,
+                      float *scratch, int nt, ek_err *e) {
     const ek_bert_config *cfg = &w->cfg;
     const int H = cfg->hidden, I = cfg->intermediate, R = b->seq_start[b->n_seq];
-    layout lay = make_layout(cfg, R, nt);
-    float *buf = scratch + lay.buf;
-    float *qkv = buf, *ctx = buf + (size_t)R * 3 * H, *ffn = buf;
-
-    ek_compute comp;
-    if (ek_compute_open(&comp))
-        return ek_err_set(e, EK_ERR_INTERNAL, "forward: oneDNN engine failed");
-    plans p;
-    if (plans_init(&p, &comp, &w->layer[0], R, H, I)) {
-        ek_compute_close(&comp);
-        return ek_err_set(e, EK_ERR_INTERNAL,
-                          "forward: oneDNN matmul setup failed (%d rows)", R);
+    ek_bert_config c2 = *cfg;
+    c2.compute_dtype = rt->dtype; /* the layout follows the runtime in use */
+    pass p = {rt, NULL, NULL, make_layout(&c2, R, nt), scratch, 0, H, I, nt};
+    p.Mp = (int)p.lay.Mp;
+    /* Mp and FFN_CHUNK are multiples of 16, so the tail chunk (Mp %
+     * FFN_CHUNK rows) is a row class of its own: at most 16 classes. */
+    int C = p.Mp < FFN_CHUNK ? p.Mp : FFN_CHUNK, tail = p.Mp % C;
+    int rc = ek_bert_runtime_acquire(rt, C, &p.chunk, e);
+    if (!rc && tail) rc = ek_bert_runtime_acquire(rt, tail, &p.tail, e);
+    if (rc) {
+        ek_bert_runtime_release(rt, p.chunk);
+        return rc;
     }
-    attn_job job = {qkv, ctx, NULL, scratch + lay.attn, lay.per_thread,
-                    H, cfg->heads, R};
-    int rc = EK_OK;
+    float *buf = scratch + p.lay.buf;
+    attn_job job = {buf, buf + (size_t)p.Mp * 3 * H, NULL, scratch + p.lay.attn,
+                    p.lay.per_thread, H, cfg->heads, p.Mp, (int)rt->isa, rt->dtype != EK_FWD_F32};
+    int (*layer)(pass *, int, float *, const ek_fwd_batch *, attn_job *,
+                 const ek_bert_layer *, float) =
+        rt->dtype == EK_FWD_BF16 ? layer_bf16 : rt->dtype == EK_FWD_INT8 ? layer_int8 : layer_f32;
     for (int li = 0; li < cfg->layers && rc == EK_OK; li++) {
-        const ek_bert_layer *L = &w->layer[li];
         int last = li == cfg->layers - 1;
-        job.headprob = last && attn_first ? scratch + lay.headprob : NULL;
-        if (ek_dense_plan_run(&p.qkv, x, L->qkv.w, L->qkv.b, qkv)) {
-            rc = EK_ERR_INTERNAL;
-            break;
-        }
-        attention(b, &job, nt);
-        /* x += ctx Wo^T + bo (matmul sum post-op), then LayerNorm. */
-        if (ek_dense_plan_run(&p.attn_out, ctx, L->attn_out.w, L->attn_out.b, x)) {
-            rc = EK_ERR_INTERNAL;
-            break;
-        }
-        layernorm_rows(x, R, &L->ln_attn, H, cfg->ln_eps, nt);
-        if (ek_dense_plan_run(&p.ffn_in, x, L->ffn_in.w, L->ffn_in.b, ffn) ||
-            ek_dense_plan_run(&p.ffn_out, ffn, L->ffn_out.w, L->ffn_out.b, x)) {
-            rc = EK_ERR_INTERNAL;
-            break;
-        }
-        layernorm_rows(x, R, &L->ln_ffn, H, cfg->ln_eps, nt);
+        job.headprob = last && attn_first ? scratch + p.lay.headprob : NULL;
+        if (layer(&p, li, x, b, &job, &w->layer[li], cfg->ln_eps))
+            rc = ek_err_set(e, EK_ERR_INTERNAL, "forward: oneDNN matmul failed (layer %d, %d rows)", li, p.Mp);
     }
-    plans_free(&p);
-    ek_compute_close(&comp);
-    if (rc != EK_OK)
-        return ek_err_set(e, rc, "forward: oneDNN matmul failed");
+    ek_bert_runtime_release(rt, p.chunk);
+    ek_bert_runtime_release(rt, p.tail);
+    if (rc != EK_OK) return rc;
 
     if (attn_first) {
-        const float *hp = scratch + lay.headprob;
+        const float *hp = scratch + p.lay.headprob;
         if (cfg->layers == 0) {
             /* No attention layer: uniform weights (never used by real models). */
             for (int s = 0; s < b->n_seq; s++) {
@@ -270,7 +412,7 @@ static int run_layers(const ek_bert_weights *w, const ek_fwd_batch *b,
         } else {
             for (int r = 0; r < R; r++) {
                 float sum = 0.0f;
-                for (int h = 0; h < cfg->heads; h++) sum += hp[(size_t)h * R + r];
+                for (int h = 0; h < cfg->heads; h++) sum += hp[(size_t)h * p.Mp + r];
                 attn_first[r] = sum / (float)cfg->heads;
             }
         }
@@ -289,6 +431,22 @@ int ek_bert_forward(const ek_bert_weights *w, const ek_fwd_batch *batch,
     /* oneDNN reads the calling thread's OpenMP setting, so this sets it
      * (the calling thread keeps nt for later OpenMP regions). */
     ek_compute_set_threads(nt);
-    embed(w, batch, hidden_out, nt);
-    return run_layers(w, batch, hidden_out, attn_first, (float *)scratch, nt, e);
+    ek_bert_runtime *rt = w->rt, *own = NULL;
+    if (!rt) {
+        /* Hand-built weights (tests, tools): pack f32 for this call. */
+        rc = ek_bert_runtime_create(w, EK_FWD_F32, &own, e);
+        if (rc) return rc;
+        rt = own;
+    }
+    ek_bert_config c2 = w->cfg;
+    c2.compute_dtype = rt->dtype;
+    layout lay = make_layout(&c2, R, nt);
+    float *x = (float *)scratch + lay.x;
+    const int H = w->cfg.hidden;
+    embed(w, batch, x, nt);
+    memset(x + (size_t)R * H, 0, sizeof(float) * (lay.Mp - (size_t)R) * H);
+    rc = run_layers(w, rt, batch, x, attn_first, (float *)scratch, nt, e);
+    if (rc == EK_OK) memcpy(hidden_out, x, sizeof(float) * (size_t)R * H);
+    ek_bert_runtime_free(own);
+    return rc;
 }

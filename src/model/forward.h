@@ -19,11 +19,16 @@ typedef struct ek_fwd_batch {
     int n_seq;
 } ek_fwd_batch;
 
-/* Bytes of scratch memory ek_bert_forward needs for this batch shape. */
+/* Bytes of scratch memory ek_bert_forward needs for this batch shape, in
+ * the compute dtype cfg->compute_dtype (set with the weights' runtime at
+ * load; bf16 / int8 need a little more than f32). */
 size_t ek_bert_forward_scratch_size(const ek_bert_config *cfg, int total_tokens,
                                     int max_seq_len, int threads);
 
-/* Runs the encoder.  hidden_out: [total][H] last hidden states.
+/* Runs the encoder in w->rt's compute dtype (model/prepack.h; with no
+ * runtime, f32 weights are packed for this call).  Thread-safe: several
+ * threads may run one model at once, each with its own scratch.
+ * hidden_out: [total][H] last hidden states.
  * attn_first (may be NULL): [total]; for each sequence, the last layer's
  * attention probabilities of its first token over its tokens, averaged over
  * heads (the weights of EK_POOL_ATTENTION).  scratch: at least

@@ -17,6 +17,7 @@
 
 #include "base/file.h"
 #include "model/json_util.h"
+#include "model/prepack.h"
 
 /* ---- tensors ------------------------------------------------------------ */
 
@@ -541,6 +542,10 @@ static int load_modules(struct ek_model *m, ek_err *e) {
 /* ---- public entry ------------------------------------------------------- */
 
 int ek_model_load_dir(const char *dir, struct ek_model **out, ek_err *e) {
+    return ek_model_load_dir_dtype(dir, EK_DTYPE_F32, out, e);
+}
+
+int ek_model_load_dir_dtype(const char *dir, int dtype, struct ek_model **out, ek_err *e) {
     *out = NULL;
     if (!dir || !*dir) return ek_err_set(e, EK_ERR_INVALID_ARG, "model directory: empty path");
     if (!ek_dir_exists(dir)) return ek_err_set(e, EK_ERR_IO, "%s: not a directory", dir);
@@ -560,6 +565,9 @@ int ek_model_load_dir(const char *dir, struct ek_model **out, ek_err *e) {
     if (!rc) rc = load_weights(m, e);
     if (!rc) rc = load_st_config(m, e);
     if (!rc) rc = load_modules(m, e);
+    /* Pack the dense layers for the compute dtype (model/prepack.h). */
+    if (!rc) rc = ek_bert_runtime_create(&m->w, dtype, &m->w.rt, e);
+    if (!rc) m->w.cfg.compute_dtype = dtype;
     if (rc) {
         ek_err_prefix(e, "model %s", dir);
         ek_model_destroy(m);
@@ -571,6 +579,7 @@ int ek_model_load_dir(const char *dir, struct ek_model **out, ek_err *e) {
 
 void ek_model_destroy(struct ek_model *m) {
     if (!m) return;
+    ek_bert_runtime_free(m->w.rt);
     ek_tokenizer_free(m->tok);
     ek_st_close(&m->st);
     for (int i = 0; i < EK_MAX_DENSE; i++)

@@ -60,6 +60,8 @@ struct ek_model {
 };
 
 int ek_model_load_dir(const char *dir, struct ek_model **out, ek_err *e);
+/* The same, with the encoder's compute dtype (EK_DTYPE_*). */
+int ek_model_load_dir_dtype(const char *dir, int dtype, struct ek_model **out, ek_err *e);
 void ek_model_destroy(struct ek_model *m);
 
 #endif

@@ -8,6 +8,7 @@
 
 #include "compute/gemm.h"
 #include "model/model.h"
+#include "model/prepack.h"
 
 const char *ek_version(void) { return EK_VERSION_STRING; }
 
@@ -81,9 +82,29 @@ const char *ek_pooling_name(ek_pooling p) {
 }
 
 ek_status ek_model_load(ek_ctx *ctx, const char *dir, ek_model **out) {
+    return ek_model_load_opts(ctx, dir, NULL, out);
+}
+
+void ek_load_options_init(ek_load_options *o) {
+    memset(o, 0, sizeof *o);
+    o->dtype = EK_DTYPE_F32;
+}
+
+int ek_compute_dtype_from_name(const char *name) {
+    if (!name) return -1;
+    if (!strcmp(name, "f32") || !strcmp(name, "fp32")) return EK_DTYPE_F32;
+    if (!strcmp(name, "bf16")) return EK_DTYPE_BF16;
+    if (!strcmp(name, "int8")) return EK_DTYPE_INT8;
+    return -1;
+}
+
+ek_status ek_model_load_opts(ek_ctx *ctx, const char *dir, const ek_load_options *opts, ek_model **out) {
     if (!ctx || !out) return EK_ERR_INVALID_ARG;
     ek_err_clear(&ctx->err);
-    int rc = ek_model_load_dir(dir, out, &ctx->err);
+    int dtype = opts ? (int)opts->dtype : EK_DTYPE_F32;
+    if (dtype < EK_DTYPE_F32 || dtype > EK_DTYPE_INT8)
+        return (ek_status)ek_err_set(&ctx->err, EK_ERR_INVALID_ARG, "dtype: %d is not f32, bf16 or int8", dtype);
+    int rc = ek_model_load_dir_dtype(dir, dtype, out, &ctx->err);
     return (ek_status)rc;
 }
 
@@ -114,7 +135,12 @@ ek_status ek_model_get_info(const ek_model *m, ek_model_info *o) {
         p += (uint64_t)m->dense[i].in * (uint64_t)m->dense[i].out + (m->dense[i].b ? (uint64_t)m->dense[i].out : 0);
     o->parameters = p;
     snprintf(o->weights_dtype, sizeof o->weights_dtype, "%s", ek_dtype_name(m->weights_dtype));
-    snprintf(o->compute_dtype, sizeof o->compute_dtype, "F32");
+    const ek_bert_runtime *rt = m->w.rt;
+    snprintf(o->compute_dtype, sizeof o->compute_dtype, "%s",
+             !rt || rt->dtype == EK_FWD_F32 ? "F32" : rt->dtype == EK_FWD_BF16 ? "BF16" : "INT8");
+    snprintf(o->isa, sizeof o->isa, "%s", ek_isa_name(rt ? rt->isa : ek_cpu_detect()));
+    snprintf(o->dnnl_isa, sizeof o->dnnl_isa, "%s", ek_cpu_dnnl_isa());
+    o->packed_bytes = rt ? (uint64_t)rt->packed_bytes : 0;
     o->generated_random = m->generated_random;
     snprintf(o->note, sizeof o->note, "%s", m->note);
     return EK_OK;

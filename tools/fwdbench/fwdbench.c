@@ -1,9 +1,11 @@
 /* tools/fwdbench/fwdbench.c — forward-pass throughput on a MiniLM-L6-shaped
  * BERT (6 layers, hidden 384, 12 heads, FFN 1536) with random weights.
- * Not part of the build; compile by hand (see the usage line) until `ek
- * bench` exists.  Prints ms per forward and GFLOP/s for batches of
- * n_seq x seq_len tokens.
- *   usage: fwdbench [threads] [n_seq seq_len]... (default 2  32 128  1 16) */
+ * Not part of the build; compile by hand against the static library
+ * (`ek bench forward` is the supported benchmark).  Prints ms per forward and
+ * GFLOP/s for batches of n_seq x seq_len tokens, with the weights packed
+ * once for the compute dtype (model/prepack.h), as a loaded model has them.
+ *   usage: fwdbench [threads] [f32|bf16|int8] [n_seq seq_len]...
+ *          (default 2 f32  32 128  1 16) */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +13,7 @@
 #include <time.h>
 
 #include "model/forward.h"
+#include "model/prepack.h"
 
 static double now(void) {
     struct timespec t;
@@ -31,17 +34,19 @@ static int cmp(const void *a, const void *b) {
 
 int main(int argc, char **argv) {
     int threads = argc > 1 ? atoi(argv[1]) : 2;
+    const char *dt = argc > 2 ? argv[2] : "f32";
+    int dtype = !strcmp(dt, "bf16") ? EK_FWD_BF16 : !strcmp(dt, "int8") ? EK_FWD_INT8 : EK_FWD_F32;
     int shapes[16][2] = {{32, 128}, {1, 16}}, ns = 2;
-    if (argc > 3) {
+    if (argc > 4) {
         ns = 0;
-        for (int i = 2; i + 1 < argc && ns < 16; i += 2, ns++)
+        for (int i = 3; i + 1 < argc && ns < 16; i += 2, ns++)
             shapes[ns][0] = atoi(argv[i]), shapes[ns][1] = atoi(argv[i + 1]);
     }
     const int H = 384, I = 1536, NL = 6, V = 30522, P = 512;
     unsigned seed = 42;
     ek_bert_weights w;
     memset(&w, 0, sizeof w);
-    w.cfg = (ek_bert_config){"bert", "gelu", H, NL, 12, I, P, 2, V, 1e-12f, 0};
+    w.cfg = (ek_bert_config){"bert", "gelu", H, NL, 12, I, P, 2, V, 1e-12f, 0, EK_FWD_F32};
     w.word_emb = rnd((size_t)V * H, 1, &seed);
     w.pos_emb = rnd((size_t)P * H, 1, &seed);
     w.type_emb = rnd(2 * (size_t)H, 1, &seed);
@@ -59,6 +64,12 @@ int main(int argc, char **argv) {
         layers[l].ln_attn = layers[l].ln_ffn = (ek_layernorm){ones, zeros, H};
     }
     w.layer = layers;
+    ek_err pe = {0};
+    if (ek_bert_runtime_create(&w, dtype, &w.rt, &pe)) {
+        fprintf(stderr, "packing failed: %s\n", pe.msg);
+        return 1;
+    }
+    w.cfg.compute_dtype = dtype;
 
     for (int si = 0; si < ns; si++) {
         int n = shapes[si][0], L = shapes[si][1], R = n * L;
@@ -85,9 +96,10 @@ int main(int argc, char **argv) {
         qsort(times, reps, sizeof times[0], cmp);
         double flops = (double)NL * (2.0 * R * (4.0 * H * H + 2.0 * H * I) + 4.0 * n * L * L * H);
         double med = times[reps / 2];
-        printf("%3d x %4d tokens, %d threads: median %.2f ms (min %.2f, %d runs), %.1f GFLOP/s, %.0f tokens/s, %.1f seq/s\n",
-               n, L, threads, med * 1e3, times[0] * 1e3, reps, flops / med * 1e-9, R / med, n / med);
+        printf("%s %3d x %4d tokens, %d threads: median %.2f ms (min %.2f, %d runs), %.1f GFLOP/s, %.0f tokens/s, %.1f seq/s\n",
+               dt, n, L, threads, med * 1e3, times[0] * 1e3, reps, flops / med * 1e-9, R / med, n / med);
         free(ids), free(st), free(scratch), free(out), free(attn);
     }
+    ek_bert_runtime_free(w.rt);
     return 0;
 }
