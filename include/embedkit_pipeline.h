@@ -480,6 +480,7 @@ typedef struct ek_config {
     int64_t validation_max_text_bytes;
     int validation_max_batch;
     int validation_allow_empty;
+    int validation_allow_nul;
     double ratelimit_rate;
     double ratelimit_burst;
     int ratelimit_per_caller;

@@ -191,7 +191,8 @@ static void test_bad_bytes(void **state) {
     snprintf(cmdbuf, sizeof cmdbuf, "embed --model '%s'", model());
     int rc = ek(cmdbuf, tmpfile_with(bad, sizeof bad - 1), &out, &err);
     assert_int_not_equal(rc, 0);
-    if (!strstr(err, "input 1") || !strstr(err, "byte 3")) fail_msg("unexpected error: %s", err);
+    /* Named by the pipeline's validation: input index and byte offset. */
+    if (!strstr(err, "texts[1]") || !strstr(err, "byte offset 3")) fail_msg("unexpected error: %s", err);
     assert_int_equal(count_lines(err), 1);
     free(out);
     free(err);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/engine_cli.h"
 
 #define CHUNK 1024 /* inputs read from stdin per ek_embed call */
 
@@ -14,6 +15,7 @@ typedef struct common_opts {
     int output_npy;
     int threads;
     int dtype;
+    const char *dtype_name; /* as given to --dtype, NULL if not given */
     const char *prompt;
     const char *prompt_name;
     ek_embed_options eo;
@@ -50,6 +52,7 @@ static const char *TOKENIZE_HELP =
 static int parse(const char *cmd, int argc, char **argv, int embed, common_opts *o, int *rc) {
     memset(o, 0, sizeof *o);
     ek_embed_options_init(&o->eo);
+    o->threads = -1;
     int i = 1;
     for (; i < argc; i++) {
         const char *a = argv[i];
@@ -118,6 +121,7 @@ static int parse(const char *cmd, int argc, char **argv, int embed, common_opts 
         } else if (embed && !strcmp(a, "--dtype")) {
             NEEDV();
             o->dtype = ek_compute_dtype_from_name(v);
+            o->dtype_name = v;
             if (o->dtype < 0) {
                 *rc = cli_usage(cmd, "--dtype: \"%s\" is not f32, bf16 or int8", v);
                 return -1;
@@ -153,20 +157,9 @@ static int parse(const char *cmd, int argc, char **argv, int embed, common_opts 
     return i;
 }
 
-static int open_model(const char *cmd, const common_opts *o, ek_ctx **ctx, ek_model **m) {
-    *ctx = NULL;
-    *m = NULL;
-    if (ek_ctx_new(ctx)) return cli_fail(cmd, "out of memory");
-    ek_load_options lo;
-    ek_load_options_init(&lo);
-    lo.dtype = (ek_compute_dtype)o->dtype;
-    if (ek_ctx_set_threads(*ctx, o->threads) || ek_model_load_opts(*ctx, o->model, &lo, m)) {
-        int rc = cli_fail(cmd, "%s", ek_ctx_last_error(*ctx));
-        ek_ctx_free(*ctx);
-        *ctx = NULL;
-        return rc;
-    }
-    return 0;
+static int open_engine(const char *cmd, const common_opts *o, cli_engine *ce) {
+    cli_engine_flags f = {o->model, o->threads, o->dtype_name};
+    return cli_engine_open(ce, cmd, &f);
 }
 
 static void npy_header(FILE *f, size_t rows, int cols) {
@@ -189,9 +182,9 @@ int ek_cmd_embed(int argc, char **argv) {
     int rc = 0;
     int first = parse(cmd, argc, argv, 1, &o, &rc);
     if (first < 0) return rc;
-    ek_ctx *ctx;
-    ek_model *m;
-    if ((rc = open_model(cmd, &o, &ctx, &m))) return rc;
+    cli_engine ce;
+    if ((rc = open_engine(cmd, &o, &ce))) return rc;
+    const ek_model *m = ce.model;
     if (o.prompt_name) {
         o.eo.prompt = ek_model_prompt(m, o.prompt_name);
         if (!o.eo.prompt) {
@@ -233,8 +226,13 @@ int ek_cmd_embed(int argc, char **argv) {
         }
         if (n == 0) break;
         o.eo.index_base = index;
-        if (ek_embed(ctx, m, (const char *const *)in.texts, in.lens, (size_t)n, &o.eo, emb, counts)) {
-            rc = cli_fail(cmd, "%s", ek_ctx_last_error(ctx));
+        ek_cmd c;
+        ek_cmd_embed_batch(&c, CLI_MODEL_NAME, (const char *const *)in.texts, in.lens, (size_t)n, emb,
+                           (size_t)dim * CHUNK);
+        c.u.embed.opts = &o.eo;
+        c.u.embed.token_counts = counts;
+        if (cli_engine_run(&ce, cmd, &c)) {
+            rc = 1;
             break;
         }
         if (o.output_npy) {
@@ -271,8 +269,7 @@ out_in:
     free(counts);
     cli_input_free(&in);
 out:
-    ek_model_free(m);
-    ek_ctx_free(ctx);
+    cli_engine_close(&ce);
     return rc;
 }
 
@@ -293,9 +290,9 @@ int ek_cmd_tokenize(int argc, char **argv) {
     int rc = 0;
     int first = parse(cmd, argc, argv, 0, &o, &rc);
     if (first < 0) return rc;
-    ek_ctx *ctx;
-    ek_model *m;
-    if ((rc = open_model(cmd, &o, &ctx, &m))) return rc;
+    cli_engine ce;
+    if ((rc = open_engine(cmd, &o, &ce))) return rc;
+    const ek_model *m = ce.model;
     cli_input in;
     memset(&in, 0, sizeof in);
     in.jsonl = o.input_jsonl;
@@ -315,8 +312,16 @@ int ek_cmd_tokenize(int argc, char **argv) {
             break;
         }
         for (long i = 0; i < n && !rc; i++, index++) {
-            if (ek_tokenize(ctx, m, in.texts[i], in.lens[i], NULL, 0, &to, &enc)) {
-                rc = cli_fail(cmd, "input %zu: %s", index, ek_ctx_last_error(ctx));
+            ek_cmd c;
+            ek_cmd_init(&c, EK_CMD_TOKENIZE, CLI_MODEL_NAME);
+            c.u.tokenize.text = in.texts[i];
+            c.u.tokenize.len = in.lens[i];
+            c.u.tokenize.opts = &to;
+            c.u.tokenize.enc = &enc;
+            ek_cmd_ctx cx;
+            ek_cmd_ctx_init(&cx, ce.ctx);
+            if (ek_engine_execute(ce.eng, &c, &cx)) {
+                rc = cli_fail(cmd, "input %zu: %s", index, ek_ctx_last_error(ce.ctx));
                 break;
             }
             printf("{\"index\":%zu,\"ids\":[", index);
@@ -337,7 +342,6 @@ int ek_cmd_tokenize(int argc, char **argv) {
     if (!rc && fflush(stdout) != 0) rc = cli_fail(cmd, "writing stdout failed");
     ek_encoding_free(&enc);
     cli_input_free(&in);
-    ek_model_free(m);
-    ek_ctx_free(ctx);
+    cli_engine_close(&ce);
     return rc;
 }

@@ -6,11 +6,15 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "embedkit_registry.h"
 
-static int load(const char *cmd, const char *dir, int threads, ek_ctx **ctx, ek_model **m) {
+/* Loads a model given as a directory or a registry reference. */
+static int load(const char *cmd, const char *ref, int threads, ek_ctx **ctx, ek_model **m) {
     *m = NULL;
     if (ek_ctx_new(ctx)) return cli_fail(cmd, "out of memory");
-    if (ek_ctx_set_threads(*ctx, threads) || ek_model_load(*ctx, dir, m)) {
+    char dir[4096];
+    if (ek_ctx_set_threads(*ctx, threads) || ek_registry_resolve(*ctx, NULL, ref, dir, sizeof dir) ||
+        ek_model_load(*ctx, dir, m)) {
         int rc = cli_fail(cmd, "%s", ek_ctx_last_error(*ctx));
         ek_ctx_free(*ctx);
         return rc;

@@ -31,6 +31,7 @@ static const cfg_key KEYS[] = {
     {"cache.max_bytes", "EK_CACHE_MAX_BYTES", K_BYTES, F(cache_max_bytes), 0, 1099511627776.0, NULL, "64MiB", "embedding cache budget (0: off)"},
     {"validation.max_text_bytes", "EK_VALIDATION_MAX_TEXT_BYTES", K_BYTES, F(validation_max_text_bytes), 1, 1073741824.0, NULL, "1MiB", "longest accepted text"},
     {"validation.max_batch", "EK_VALIDATION_MAX_BATCH", K_INT, F(validation_max_batch), 1, 10000000, NULL, "1024", "most texts in one batch command"},
+    {"validation.allow_nul", "EK_VALIDATION_ALLOW_NUL", K_BOOL, F(validation_allow_nul), 0, 1, NULL, "true", "accept NUL bytes in texts (the tokenizer removes them, as Hugging Face's does)"},
     {"validation.allow_empty", "EK_VALIDATION_ALLOW_EMPTY", K_BOOL, F(validation_allow_empty), 0, 1, NULL, "true", "accept empty texts (embedded as [CLS] [SEP], as sentence-transformers does)"},
     {"rate_limit.rate", "EK_RATE_LIMIT_RATE", K_DOUBLE, F(ratelimit_rate), 0, 1e12, NULL, "0", "tokens per second: characters of a text, items of a batch (0: unlimited)"},
     {"rate_limit.burst", "EK_RATE_LIMIT_BURST", K_DOUBLE, F(ratelimit_burst), 0, 1e12, NULL, "0", "bucket size (0: one second of rate)"},

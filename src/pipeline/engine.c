@@ -441,6 +441,7 @@ ek_status ek_engine_new_ext(ek_ctx *ctx, const ek_engine_options *opts, ek_engin
     e->vc.max_text_bytes = (size_t)c->validation_max_text_bytes;
     e->vc.max_batch = (size_t)c->validation_max_batch;
     e->vc.allow_empty = c->validation_allow_empty;
+    e->vc.allow_nul = c->validation_allow_nul;
     m = ek_validate_middleware(&e->vc);
     TRY(ek_pipeline_use(e->p, &m));
     if (c->ratelimit_rate > 0) {

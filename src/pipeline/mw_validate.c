@@ -58,9 +58,12 @@ static ek_status validate(void *state, ek_cmd *cmd, ek_cmd_ctx *cx, ek_next *nex
     if (batch && c->max_batch && n > c->max_batch)
         return ek_cmd_fail(cx, "validation", EK_ERR_INVALID_ARG,
                            "%s: %zu items exceed the batch limit of %zu", field, n, c->max_batch);
-    for (size_t i = 0; i < n; i++) {
-        size_t len;
-        const char *t = ek_cmd_text_at(cmd, i, &len);
+    /* Callers that stream a long input in chunks number inputs from
+     * index_base, so the index in a message is the caller's own. */
+    size_t base = batch && cmd->type == EK_CMD_EMBED_BATCH && cmd->u.embed.opts ? cmd->u.embed.opts->index_base : 0;
+    for (size_t j = 0; j < n; j++) {
+        size_t len, i = j + base;
+        const char *t = ek_cmd_text_at(cmd, j, &len);
         if (!t)
             return ek_cmd_fail(cx, "validation", EK_ERR_INVALID_ARG, "%s[%zu]: NULL text", field, i);
         if (!len && !c->allow_empty)
