@@ -17,7 +17,8 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 DEBIAN_PACKAGES = build-essential cmake pkg-config libdnnl-dev libutf8proc-dev \
                   libcjson-dev libcmocka-dev libsqlite3-dev libsodium-dev libyaml-dev \
                   libcurl4-openssl-dev libmicrohttpd-dev minisign prometheus clang \
-                  ocl-icd-opencl-dev opencl-headers pocl-opencl-icd libclblast-dev valgrind
+                  ocl-icd-opencl-dev opencl-headers pocl-opencl-icd libclblast-dev valgrind \
+                  gnuplot-nox jq
 DEFAULT_MODEL = $(BUILD)/models/default
 
 .PHONY: all deps build models run test test-asan test-clang clean perf-check perf-baseline
