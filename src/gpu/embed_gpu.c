@@ -116,31 +116,6 @@ done:
     return rc;
 }
 
-/* The modules after Pooling, as runtime/embed.c's head(): a holds the
- * pooled vector (d floats), b is scratch; writes dim floats to out. */
-static void post_pool(const ek_model *m, const ek_embed_options *o, float *a, float *b, int d, float *out, int dim) {
-    int normalized_last = 0;
-    for (int s = 0; s < m->n_steps; s++) {
-        int k = m->steps[s];
-        if (k < 0) {
-            if (o->normalize != 0) ek_op_l2_normalize(a, d);
-            normalized_last = 1;
-            continue;
-        }
-        const ek_dense_layer *D = &m->dense[k];
-        ek_op_dense(D->w, D->b, D->out, D->in, D->act, a, b);
-        d = D->out;
-        float *t = a;
-        a = b;
-        b = t;
-        normalized_last = 0;
-    }
-    int norm = o->normalize == 1 || (o->normalize == -1 && m->normalize);
-    if (o->normalize == 1 && !normalized_last) ek_op_l2_normalize(a, d);
-    if (dim < d && norm) ek_op_l2_normalize(a, dim);
-    memcpy(out, a, sizeof(float) * (size_t)dim);
-}
-
 ek_status ek_gpu_embed(ek_ctx *ctx, ek_gpu *g, const ek_model *m, const char *const *texts, const size_t *lens,
                        size_t n, const ek_embed_options *opts, float *out, int32_t *token_counts) {
     if (!ctx) return EK_ERR_INVALID_ARG;
@@ -189,7 +164,7 @@ ek_status ek_gpu_embed(ek_ctx *ctx, ek_gpu *g, const ek_model *m, const char *co
         } else if (rc == EK_OK) {
             for (size_t i = 0; i < n; i++) {
                 memcpy(ta, pooled + i * (size_t)P, sizeof(float) * (size_t)P);
-                post_pool(m, opts, ta, ta + maxd, P, out + i * (size_t)dim, dim);
+                ek_model_head(m, opts->normalize, ta, ta + maxd, P, out + i * (size_t)dim, dim);
                 if (token_counts) token_counts[i] = (int32_t)(t.start[i + 1] - t.start[i]);
             }
         }

@@ -64,4 +64,9 @@ int ek_model_load_dir(const char *dir, struct ek_model **out, ek_err *e);
 int ek_model_load_dir_dtype(const char *dir, int dtype, struct ek_model **out, ek_err *e);
 void ek_model_destroy(struct ek_model *m);
 
+/* The modules after Pooling (model/head.c): a holds the pooled vector (d
+ * floats), b is scratch of the same capacity; normalize is -1 (the model's
+ * Normalize module), 0 (off) or 1 (on); writes dim floats to out. */
+void ek_model_head(const struct ek_model *m, int normalize, float *a, float *b, int d, float *out, int dim);
+
 #endif

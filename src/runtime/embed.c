@@ -223,26 +223,7 @@ static void head(const ek_model *m, const ek_embed_options *o, const float *h, c
     } else {
         for (int k = 0; k < m->n_pool; k++, d += H) ek_op_pool(m->pool_order[k], h, L, H, mask_from, attn, a + d);
     }
-    int normalized_last = 0;
-    for (int s = 0; s < m->n_steps; s++) {
-        int k = m->steps[s];
-        if (k < 0) {
-            if (o->normalize != 0) ek_op_l2_normalize(a, d);
-            normalized_last = 1;
-            continue;
-        }
-        const ek_dense_layer *D = &m->dense[k];
-        ek_op_dense(D->w, D->b, D->out, D->in, D->act, a, b);
-        d = D->out;
-        float *t = a;
-        a = b;
-        b = t;
-        normalized_last = 0;
-    }
-    int norm = o->normalize == 1 || (o->normalize == -1 && m->normalize);
-    if (o->normalize == 1 && !normalized_last) ek_op_l2_normalize(a, d);
-    if (dim < d && norm) ek_op_l2_normalize(a, dim); /* Matryoshka: renormalise the prefix */
-    memcpy(out, a, sizeof(float) * (size_t)dim);
+    ek_model_head(m, o->normalize, a, b, d, out, dim);
 }
 
 /* Runs the forward pass and head over tokenized inputs, in length-sorted
