@@ -148,8 +148,12 @@ static void test_minisign_compat(void **state) {
     assert_int_equal(reg_pubkey_parse(ptext, &k, comment, sizeof comment, &e), 0);
     char id[17];
     reg_key_id_hex(k.id, id);
-    /* minisign writes "minisign public key <ID>" as the key's comment. */
-    assert_non_null(strstr(comment, id));
+    /* minisign writes "minisign public key <ID>" as the key's comment,
+     * formatted with %llX: without the leading zeros our 16-digit form has
+     * (1 key in 16 starts with a zero nibble). */
+    const char *trimmed = id;
+    while (trimmed[0] == '0' && trimmed[1]) trimmed++;
+    if (!strstr(comment, trimmed)) fail_msg("key comment \"%s\" does not contain the key id %s", comment, id);
     reg_sig s;
     ek_verify_code code;
     assert_int_equal(reg_sig_parse(stext, strlen(stext), &s, &code, &e), 0);
