@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "cli/cli.h"
+#include "embedkit_registry.h"
 #include "compute/matmul.h"
 
 static double now_s(void) {
@@ -77,7 +78,9 @@ int ek_bench_forward(int argc, char **argv) {
     ek_model *m = NULL;
     if (ek_ctx_new(&ctx)) return cli_fail(cmd, "out of memory");
     double t_load = now_s();
-    if (ek_ctx_set_threads(ctx, threads) || ek_model_load_opts(ctx, dir, &lo, &m)) {
+    char resolved[4096]; /* --model: a directory or a registry reference */
+    if (ek_ctx_set_threads(ctx, threads) || ek_registry_resolve(ctx, NULL, dir, resolved, sizeof resolved) ||
+        ek_model_load_opts(ctx, resolved, &lo, &m)) {
         rc = cli_fail(cmd, "%s", ek_ctx_last_error(ctx));
         ek_ctx_free(ctx);
         return rc;

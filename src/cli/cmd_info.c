@@ -6,20 +6,13 @@
 #include <string.h>
 
 #include "cli/cli.h"
-#include "embedkit_registry.h"
+#include "cli/engine_cli.h"
 
-/* Loads a model given as a directory or a registry reference. */
-static int load(const char *cmd, const char *ref, int threads, ek_ctx **ctx, ek_model **m) {
-    *m = NULL;
-    if (ek_ctx_new(ctx)) return cli_fail(cmd, "out of memory");
-    char dir[4096];
-    if (ek_ctx_set_threads(*ctx, threads) || ek_registry_resolve(*ctx, NULL, ref, dir, sizeof dir) ||
-        ek_model_load(*ctx, dir, m)) {
-        int rc = cli_fail(cmd, "%s", ek_ctx_last_error(*ctx));
-        ek_ctx_free(*ctx);
-        return rc;
-    }
-    return 0;
+/* Loads a model (a directory or a registry reference) through the command
+ * pipeline, as every subcommand does. */
+static int load(const char *cmd, const char *ref, int threads, cli_engine *ce) {
+    cli_engine_flags f = {ref, threads, NULL};
+    return cli_engine_open(ce, cmd, &f);
 }
 
 static void pooling_list(unsigned mask, char *buf, size_t cap) {
@@ -41,10 +34,10 @@ int ek_cmd_info(int argc, char **argv) {
         } else return cli_usage(cmd, "unknown argument %s", argv[i]);
     }
     if (!dir) return cli_usage(cmd, "--model DIR is required");
-    ek_ctx *ctx;
-    ek_model *m;
-    int rc = load(cmd, dir, 1, &ctx, &m);
+    cli_engine ce;
+    int rc = load(cmd, dir, 1, &ce);
     if (rc) return rc;
+    const ek_model *m = ce.model;
     ek_model_info in;
     ek_model_get_info(m, &in);
     char pool[128];
@@ -81,8 +74,7 @@ int ek_cmd_info(int argc, char **argv) {
         const char *dp = ek_model_default_prompt_name(m);
         if (dp) printf("default prompt:   %s\n", dp);
     }
-    ek_model_free(m);
-    ek_ctx_free(ctx);
+    cli_engine_close(&ce);
     return 0;
 }
 
@@ -108,17 +100,22 @@ int ek_cmd_similarity(int argc, char **argv) {
     if (!dir) return cli_usage(cmd, "--model DIR is required");
     int n = argc - first;
     if (n < 2) return cli_usage(cmd, "needs at least two texts");
-    ek_ctx *ctx;
-    ek_model *m;
-    int rc = load(cmd, dir, threads, &ctx, &m);
+    cli_engine ce;
+    int rc = load(cmd, dir, threads ? threads : -1, &ce);
     if (rc) return rc;
+    const ek_model *m = ce.model;
     ek_embed_options o;
     ek_embed_options_init(&o);
     int dim = ek_embed_dim(m, &o);
     float *e = malloc(sizeof *e * (size_t)dim * (size_t)n);
     if (!e) rc = cli_fail(cmd, "out of memory");
-    else if (ek_embed(ctx, m, (const char *const *)(argv + first), NULL, (size_t)n, &o, e, NULL))
-        rc = cli_fail(cmd, "%s", ek_ctx_last_error(ctx));
+    else {
+        ek_cmd c;
+        ek_cmd_embed_batch(&c, CLI_MODEL_NAME, (const char *const *)(argv + first), NULL, (size_t)n, e,
+                           (size_t)dim * (size_t)n);
+        c.u.embed.opts = &o;
+        rc = cli_engine_run(&ce, cmd, &c);
+    }
     if (!rc) {
         /* Cosine of the embeddings as they are (normalised or not). */
         for (int i = 0; i < n; i++) {
@@ -140,7 +137,6 @@ int ek_cmd_similarity(int argc, char **argv) {
         if (json) printf("]\n");
     }
     free(e);
-    ek_model_free(m);
-    ek_ctx_free(ctx);
+    cli_engine_close(&ce);
     return rc;
 }

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "embedkit_registry.h"
 #include "embedkit_search.h"
 
 /* Q.npy -> Q.ranges.npy (any other name gets ".ranges.npy" appended). */
@@ -248,7 +249,11 @@ int ek_cmd_search(int argc, char **argv) {
         rc = npy_floats(cmd, ctx, qnpy, &qf, &q, &nq, &qdim, &owned_q);
         queries = (float *)q;
     } else if (!rc) {
-        if (ek_model_load(ctx, model_dir, &model)) rc = cli_fail(cmd, "%s", ek_ctx_last_error(ctx));
+        /* --model: a directory or a registry reference (name@alias...). */
+        char resolved[4096];
+        if (ek_registry_resolve(ctx, NULL, model_dir, resolved, sizeof resolved) ||
+            ek_model_load(ctx, resolved, &model))
+            rc = cli_fail(cmd, "%s", ek_ctx_last_error(ctx));
         ek_embed_options eo;
         ek_embed_options_init(&eo);
         if (!rc) {
