@@ -473,6 +473,7 @@ typedef struct ek_config {
     char dtype[8];
     char model[512];               /* default model reference */
     char registry_home[512];
+    char registry_verify_on_load[12]; /* off | signed | required (docs/SIGNING.md) */
     int batch_size;
     int max_batch_tokens;
     int max_length;

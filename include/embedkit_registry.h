@@ -37,7 +37,7 @@
 extern "C" {
 #endif
 
-#define EK_REGISTRY_SCHEMA 2      /* PRAGMA user_version this build writes */
+#define EK_REGISTRY_SCHEMA 3      /* PRAGMA user_version this build writes */
 #define EK_REGISTRY_NAME_MAX 64
 
 /* ---- home and names ----------------------------------------------------- */
@@ -185,6 +185,12 @@ typedef struct ek_health {
     double load_ms;           /* reloading the version */
     double embed_ms;          /* embedding the canaries */
     double golden_embed_ms;   /* the same at import */
+    /* Signature re-verification (when asked for, or by the registry's
+     * verify_on_load setting; see ek_registry_verify_signature): */
+    char signature[12];       /* "verified", "unsigned", "failed"; "" = not checked */
+    int signature_code;       /* an ek_verify_code: why it failed */
+    char signature_file[1024];/* the file a failure is about */
+    char key_id[17];          /* the signer, when verified */
 } ek_health;
 
 /* Reloads the version, embeds the canary texts and compares them with the
@@ -194,6 +200,25 @@ typedef struct ek_health {
  * (inspect out->result). */
 ek_status ek_registry_check(ek_ctx *ctx, ek_registry *reg, const char *ref,
                             int rehash, ek_health *out);
+
+typedef struct ek_check_options {
+    int rehash;               /* also re-hash the files against the registry */
+    int verify_signature;     /* also re-verify the signed manifest and its
+                                 signature against the trusted keys now, and
+                                 re-hash the files against that manifest */
+    int require_signature;    /* an unsigned version is unhealthy (implies
+                                 verify_signature) */
+} ek_check_options;
+
+/* ek_registry_check with options (NULL = none).  The registry's
+ * verify_on_load setting (ek_registry_set_verify_on_load) strengthens them:
+ * "signed" turns verify_signature on, "required" require_signature too.
+ * A signature that no longer verifies makes the result unhealthy, with the
+ * reason (its EK_VERIFY_ code name and the file) in out->reason and
+ * out->signature_code / signature_file; an unsigned version is reported
+ * (out->signature "unsigned") and, unless required, not a failure. */
+ek_status ek_registry_check_opts(ek_ctx *ctx, ek_registry *reg, const char *ref,
+                                 const ek_check_options *opts, ek_health *out);
 
 /* ---- signed manifests, trusted keys, verified installs (docs/SIGNING.md) ---- */
 
@@ -332,6 +357,58 @@ typedef struct ek_reg_provenance {
 ek_status ek_registry_provenance(ek_ctx *ctx, ek_registry *reg, const char *name, int64_t version,
                                  ek_reg_provenance *out);
 
+/* ---- re-verification after install (docs/SIGNING.md) ----------------------- */
+
+/* When the signature of an installed version is checked again. */
+typedef enum ek_sig_policy {
+    EK_SIG_OFF = 0,           /* at install only (the default) */
+    EK_SIG_SIGNED = 1,        /* a signed version must still verify; an unsigned
+                                 one is served and reported as unsigned */
+    EK_SIG_REQUIRED = 2       /* as SIGNED, and unsigned versions are refused */
+} ek_sig_policy;
+
+/* "off", "signed", "required". */
+const char *ek_sig_policy_name(ek_sig_policy p);
+/* Parses those names (and "on" = "signed"); 0 when known, -1 otherwise. */
+int ek_sig_policy_parse(const char *text, ek_sig_policy *out);
+
+/* The registry-wide setting verify_on_load (stored in the registry, schema
+ * 3, table settings): applied by ek_registry_resolve, ek_pool_acquire (when
+ * a version is loaded) and every health check.  Default EK_SIG_OFF. */
+ek_status ek_registry_get_verify_on_load(ek_ctx *ctx, ek_registry *reg, ek_sig_policy *out);
+ek_status ek_registry_set_verify_on_load(ek_ctx *ctx, ek_registry *reg, ek_sig_policy p);
+
+typedef struct ek_sig_report {
+    char state[12];           /* "verified", "unsigned", "failed" */
+    ek_verify_code code;      /* why it failed (EK_VERIFY_OK otherwise; UNSIGNED
+                                 when an unsigned version is refused) */
+    char file[1024];          /* the file a failure is about */
+    int is_signed;            /* installed as signed (provenance) */
+    char key_id[17];
+    char trusted_comment[1024];
+    int files_checked;        /* files re-hashed against the manifest */
+} ek_sig_report;
+
+/* Re-verifies a READY or CORRUPT version as a pull would have: its stored
+ * manifest.json.minisig over its stored manifest.json against the keys
+ * trusted *now* (key present, scope allowing the model, same signer and
+ * manifest as recorded at install), the manifest strict and naming this
+ * name@version, and every file of the version directory re-hashed against
+ * it (no file missing or extra).  An unsigned version (installed with
+ * --allow-unsigned or `ek models add`) is reported as such: EK_OK, unless
+ * require_signed (then EK_VERIFY_UNSIGNED).  Read-only: the version's
+ * status is not changed.  On failure the message names the code and the
+ * file, and out (may be NULL) has them. */
+ek_status ek_registry_verify_signature(ek_ctx *ctx, ek_registry *reg, const char *ref,
+                                       int require_signed, ek_sig_report *out);
+
+/* ek_registry_resolve, with signature verification at least as strict as
+ * verify (the registry's verify_on_load setting may make it stricter): a
+ * registry reference whose version does not verify is refused with the
+ * reason.  ek_registry_resolve is this with EK_SIG_OFF. */
+ek_status ek_registry_resolve_opts(ek_ctx *ctx, const char *home, const char *ref,
+                                   ek_sig_policy verify, char *path, size_t cap);
+
 /* ---- model pool ------------------------------------------------------------- */
 
 /* Loaded models keyed by (name, version), shared by threads: a load asked
@@ -366,6 +443,10 @@ ek_status ek_pool_acquire(ek_ctx *ctx, ek_pool *pool, const char *ref,
 const ek_model *ek_pool_model(const ek_pool_handle *h);
 const char *ek_pool_handle_name(const ek_pool_handle *h);
 int64_t ek_pool_handle_version(const ek_pool_handle *h);
+/* Verify signatures when a version is loaded at least this strictly (the
+ * registry's verify_on_load setting, read at each load, may be stricter).
+ * A version already loaded is not verified again. */
+void ek_pool_set_verify(ek_pool *pool, ek_sig_policy verify);
 /* Returns the handle; the version stays loaded until the budget needs room. */
 void ek_pool_release(ek_pool_handle *h);
 void ek_pool_get_stats(ek_pool *pool, ek_pool_stats *out);

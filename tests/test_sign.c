@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "embedkit_registry.h"
@@ -473,6 +474,205 @@ static void test_cli(void **state) {
     ts_rm_rf(home);
 }
 
+
+/* ---- re-verification after install: health check and load ---- */
+
+/* ek_registry_verify_signature must fail with code and file; the check
+ * (asked explicitly) is unhealthy with them; resolve and a pool load with
+ * verification refuse it naming the code. */
+static void reverify_fails(reg_env *v, const char *ref, ek_verify_code code, const char *file) {
+    ek_sig_report sr;
+    if (ek_registry_verify_signature(v->ctx, v->reg, ref, 0, &sr) == EK_OK)
+        fail_msg("%s verifies, expected %s", ref, ek_verify_code_name(code));
+    if (sr.code != code)
+        fail_msg("%s: %s (%s), expected %s", ref, ek_verify_code_name(sr.code), ek_ctx_last_error(v->ctx),
+                 ek_verify_code_name(code));
+    assert_string_equal(sr.file, file);
+    assert_string_equal(sr.state, "failed");
+    assert_non_null(strstr(ek_ctx_last_error(v->ctx), ek_verify_code_name(code)));
+    assert_non_null(strstr(ek_ctx_last_error(v->ctx), file));
+    ek_check_options co = {.verify_signature = 1};
+    ek_health h;
+    assert_int_equal(ek_registry_check_opts(v->ctx, v->reg, ref, &co, &h), EK_OK);
+    assert_string_equal(h.result, "unhealthy");
+    assert_string_equal(h.signature, "failed");
+    assert_int_equal(h.signature_code, (int)code);
+    assert_string_equal(h.signature_file, file);
+    assert_non_null(strstr(h.reason, ek_verify_code_name(code)));
+    /* Load: off by default, refused when asked for. */
+    char dir[4096];
+    assert_int_equal(ek_registry_resolve(v->ctx, v->home, ref, dir, sizeof dir), EK_OK);
+    assert_int_not_equal(ek_registry_resolve_opts(v->ctx, v->home, ref, EK_SIG_SIGNED, dir, sizeof dir), EK_OK);
+    assert_non_null(strstr(ek_ctx_last_error(v->ctx), ek_verify_code_name(code)));
+    assert_non_null(strstr(ek_ctx_last_error(v->ctx), file));
+    ek_pool *pool;
+    ek_pool_handle *hd = NULL;
+    assert_int_equal(ek_pool_new(v->ctx, v->home, 0, &pool), EK_OK);
+    ek_pool_set_verify(pool, EK_SIG_SIGNED);
+    assert_int_not_equal(ek_pool_acquire(v->ctx, pool, ref, &hd), EK_OK);
+    assert_null(hd);
+    assert_non_null(strstr(ek_ctx_last_error(v->ctx), ek_verify_code_name(code)));
+    ek_pool_free(pool);
+    /* By the registry setting: the plain resolve refuses it too. */
+    assert_int_equal(ek_registry_set_verify_on_load(v->ctx, v->reg, EK_SIG_SIGNED), EK_OK);
+    assert_int_not_equal(ek_registry_resolve(v->ctx, v->home, ref, dir, sizeof dir), EK_OK);
+    assert_non_null(strstr(ek_ctx_last_error(v->ctx), ek_verify_code_name(code)));
+    assert_int_equal(ek_registry_check(v->ctx, v->reg, ref, 0, &h), EK_OK);
+    assert_string_equal(h.result, "unhealthy");
+    assert_int_equal(h.signature_code, (int)code);
+    assert_int_equal(ek_registry_set_verify_on_load(v->ctx, v->reg, EK_SIG_OFF), EK_OK);
+}
+
+static void reverify_ok(reg_env *v, const char *ref) {
+    ek_sig_report sr;
+    if (ek_registry_verify_signature(v->ctx, v->reg, ref, 1, &sr)) fail_msg("%s", ek_ctx_last_error(v->ctx));
+    assert_string_equal(sr.state, "verified");
+    assert_true(sr.files_checked >= 10);
+    char dir[4096];
+    if (ek_registry_resolve_opts(v->ctx, v->home, ref, EK_SIG_REQUIRED, dir, sizeof dir))
+        fail_msg("%s", ek_ctx_last_error(v->ctx));
+}
+
+/* Rewrites a stored file in place (it is a link to its blob: the blob
+ * changes too); returns the original bytes. */
+static char *tamper(const char *path, const char *find, const char *repl, size_t *len) {
+    char *orig = ts_read_file(path, len);
+    assert_non_null(orig);
+    char *t = malloc(*len + 1);
+    memcpy(t, orig, *len + 1);
+    char *p = find ? strstr(t, find) : t + 10;
+    assert_non_null(p);
+    if (find) memcpy(p, repl, strlen(repl));
+    else *p ^= 1;
+    assert_int_equal(chmod(path, 0644), 0);
+    assert_int_equal(ts_write_file(path, t, *len), 0);
+    free(t);
+    return orig;
+}
+
+static void untamper(const char *path, char *orig, size_t len) {
+    assert_int_equal(ts_write_file(path, orig, len), 0);
+    assert_int_equal(chmod(path, 0444), 0);
+    free(orig);
+}
+
+static void test_reverify(void **state) {
+    (void)state;
+    reg_env v;
+    env_open(&v);
+    trust(&v, "alice.pub", NULL);
+    const char *good = publish("rv", "tiny", 2, "alice");
+    ek_pull_options o = {0};
+    ek_pull_result res;
+    if (ek_registry_pull(v.ctx, v.reg, good, &o, &res)) fail_msg("%s", ek_ctx_last_error(v.ctx));
+    ek_sig_policy pol;
+    assert_int_equal(ek_registry_get_verify_on_load(v.ctx, v.reg, &pol), EK_OK);
+    assert_int_equal(pol, EK_SIG_OFF);
+
+    /* A signed install passes: the check, resolve, the pool. */
+    reverify_ok(&v, "tiny@2");
+    ek_check_options co = {.verify_signature = 1};
+    ek_health h;
+    assert_int_equal(ek_registry_check_opts(v.ctx, v.reg, "tiny@2", &co, &h), EK_OK);
+    if (strcmp(h.result, "healthy")) fail_msg("%s: %s", h.result, h.reason);
+    assert_string_equal(h.signature, "verified");
+    assert_string_equal(h.key_id, res.key_id);
+    /* Without the option or the setting, no signature check. */
+    assert_int_equal(ek_registry_check(v.ctx, v.reg, "tiny@2", 0, &h), EK_OK);
+    assert_string_equal(h.signature, "");
+    ek_pool *pool;
+    ek_pool_handle *hd;
+    assert_int_equal(ek_registry_set_verify_on_load(v.ctx, v.reg, EK_SIG_REQUIRED), EK_OK);
+    assert_int_equal(ek_pool_new(v.ctx, v.home, 0, &pool), EK_OK);
+    if (ek_pool_acquire(v.ctx, pool, "tiny@2", &hd)) fail_msg("%s", ek_ctx_last_error(v.ctx));
+    ek_pool_release(hd);
+    ek_pool_free(pool);
+
+    /* Unsigned versions: reported as unsigned, failures only when required. */
+    int64_t uv;
+    ek_import_options io = {.no_canaries = 1};
+    assert_int_equal(ek_registry_import(v.ctx, v.reg, ts_path(ts_models_dir(), "tiny-mean"), "plain", &io, &uv),
+                     EK_OK);
+    char dir[4096];
+    assert_int_not_equal(ek_registry_resolve(v.ctx, v.home, "plain", dir, sizeof dir), EK_OK);
+    assert_non_null(strstr(ek_ctx_last_error(v.ctx), "EK_VERIFY_UNSIGNED"));
+    assert_int_equal(ek_registry_check(v.ctx, v.reg, "plain", 0, &h), EK_OK);
+    assert_string_equal(h.result, "unhealthy");
+    assert_string_equal(h.signature, "unsigned");
+    assert_int_equal(h.signature_code, EK_VERIFY_UNSIGNED);
+    assert_int_equal(ek_registry_set_verify_on_load(v.ctx, v.reg, EK_SIG_SIGNED), EK_OK);
+    if (ek_registry_resolve(v.ctx, v.home, "plain", dir, sizeof dir)) fail_msg("%s", ek_ctx_last_error(v.ctx));
+    assert_int_equal(ek_registry_check(v.ctx, v.reg, "plain", 0, &h), EK_OK);
+    assert_string_equal(h.signature, "unsigned");
+    assert_string_not_equal(h.result, "unhealthy"); /* degraded: no canaries */
+    ek_sig_report sr;
+    assert_int_equal(ek_registry_verify_signature(v.ctx, v.reg, "plain", 0, &sr), EK_OK);
+    assert_string_equal(sr.state, "unsigned");
+    assert_int_not_equal(ek_registry_verify_signature(v.ctx, v.reg, "plain", 1, &sr), EK_OK);
+    assert_int_equal(sr.code, EK_VERIFY_UNSIGNED);
+    assert_int_equal(ek_registry_set_verify_on_load(v.ctx, v.reg, EK_SIG_OFF), EK_OK);
+
+    /* The key withdrawn after the install. */
+    size_t removed;
+    assert_int_equal(ek_keys_remove(v.ctx, v.reg, res.key_id, NULL, &removed), EK_OK);
+    reverify_fails(&v, "tiny@2", EK_VERIFY_UNTRUSTED_KEY, "manifest.json.minisig");
+    /* Trusted for another model only. */
+    trust(&v, "alice.pub", "other");
+    reverify_fails(&v, "tiny@2", EK_VERIFY_UNTRUSTED_KEY, "manifest.json.minisig");
+    assert_int_equal(ek_keys_remove(v.ctx, v.reg, res.key_id, NULL, &removed), EK_OK);
+    trust(&v, "alice.pub", NULL);
+    reverify_ok(&v, "tiny@2");
+
+    /* The stored manifest edited. */
+    char path[4096];
+    size_t len;
+    snprintf(path, sizeof path, "%s/models/tiny/2/manifest.json", v.home);
+    char *orig = tamper(path, "\"version\": 2", "\"version\": 7", &len);
+    reverify_fails(&v, "tiny@2", EK_VERIFY_BAD_SIGNATURE, "manifest.json");
+    untamper(path, orig, len);
+    reverify_ok(&v, "tiny@2");
+    /* The signature's trusted comment edited. */
+    snprintf(path, sizeof path, "%s/models/tiny/2/manifest.json.minisig", v.home);
+    orig = tamper(path, "tiny 2 by alice", "tiny 9 by alice", &len);
+    reverify_fails(&v, "tiny@2", EK_VERIFY_BAD_TRUSTED_COMMENT, "manifest.json.minisig");
+    untamper(path, orig, len);
+    /* A blob changed (same size). */
+    snprintf(path, sizeof path, "%s/models/tiny/2/vocab.txt", v.home);
+    orig = tamper(path, NULL, NULL, &len);
+    reverify_fails(&v, "tiny@2", EK_VERIFY_DIGEST_MISMATCH, "vocab.txt");
+    untamper(path, orig, len);
+    reverify_ok(&v, "tiny@2");
+    env_close(&v);
+}
+
+static void test_reverify_cli(void **state) {
+    (void)state;
+    char home[256], cmd[8192], *out = NULL, *err = NULL;
+    snprintf(home, sizeof home, "%s", ts_mkdtemp());
+    const char *d = publish("rvcli", "rvtiny", 1, "alice");
+    snprintf(cmd, sizeof cmd, "'%s' keys add '%s/alice.pub' --home '%s' && '%s' models pull '%s' --home '%s' && "
+             "'%s' models check rvtiny --verify-signature --json --home '%s' && "
+             "'%s' models verify rvtiny --signature --home '%s' && '%s' models verify-on-load required --home '%s'",
+             ts_ek_bin(), g_dir, home, ts_ek_bin(), d, home, ts_ek_bin(), home, ts_ek_bin(), home, ts_ek_bin(), home);
+    int rc = ts_run(cmd, &out, &err);
+    if (rc) fail_msg("%s: %s", cmd, err);
+    assert_non_null(strstr(out, "\"signature\":\"verified\""));
+    assert_non_null(strstr(out, "signature verified (key"));
+    assert_non_null(strstr(out, "verify_on_load: required"));
+    free(out);
+    free(err);
+    /* The key withdrawn: the check (by the setting) is unhealthy, exit 4. */
+    snprintf(cmd, sizeof cmd, "'%s' keys rm \"$('%s' keys list --json --home '%s' | grep -o '[0-9A-F]\\{16\\}' | "
+             "head -1)\" --home '%s' && '%s' models check rvtiny --home '%s'", ts_ek_bin(), ts_ek_bin(), home, home,
+             ts_ek_bin(), home);
+    rc = ts_run(cmd, &out, &err);
+    if (rc != 4) fail_msg("%s: rc %d: %s %s", cmd, rc, out, err);
+    assert_non_null(strstr(out, "EK_VERIFY_UNTRUSTED_KEY"));
+    free(out);
+    free(err);
+    ts_rm_rf(home);
+}
+
 static int setup(void **state) {
     (void)state;
     snprintf(g_dir, sizeof g_dir, "%s", ts_mkdtemp());
@@ -494,6 +694,8 @@ int main(void) {
         cmocka_unit_test(test_keys),
         cmocka_unit_test(test_verified_local_install),
         cmocka_unit_test(test_cli),
+        cmocka_unit_test(test_reverify),
+        cmocka_unit_test(test_reverify_cli),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

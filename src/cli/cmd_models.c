@@ -39,8 +39,15 @@ static void usage(FILE *f) {
             "  alias NAME ALIAS --delete  remove ALIAS\n"
             "  rm REF [--force]        retire a version (--force also drops its aliases)\n"
             "  verify REF              re-hash its files; a mismatch marks it CORRUPT\n"
-            "  check REF [--rehash] [--json] [--every SECONDS --count N]\n"
+            "  verify REF --signature [--require-signature]\n"
+            "                          re-verify its signed manifest against the keys\n"
+            "                          trusted now and re-hash its files against it\n"
+            "  check REF [--rehash] [--verify-signature] [--require-signature] [--json]\n"
+            "            [--every SECONDS --count N]\n"
             "                          health check: reload, embed the canaries, compare\n"
+            "  verify-on-load [off|signed|required]\n"
+            "                          show or set when resolving/loading and every check\n"
+            "                          re-verify signatures (registry-wide setting)\n"
             "  gc                      delete blobs no version references\n"
             "  log [NAME] [--json]     the event log\n"
             "REF: NAME, NAME@VERSION, NAME@ALIAS (NAME@latest).  Names: letters, digits,\n"
@@ -301,20 +308,40 @@ static int cmd_rm(ek_ctx *ctx, ek_registry *reg, int argc, char **argv) {
 }
 
 static int cmd_verify(ek_ctx *ctx, ek_registry *reg, int argc, char **argv) {
-    if (argc != 1) return cli_usage(CMD, "verify REF");
+    const char *ref = NULL;
+    int signature = 0, require = 0;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--signature")) signature = 1;
+        else if (!strcmp(argv[i], "--require-signature")) signature = require = 1;
+        else if (argv[i][0] == '-') return cli_usage(CMD, "verify: unknown option %s", argv[i]);
+        else if (ref) return cli_usage(CMD, "verify REF [--signature [--require-signature]]");
+        else ref = argv[i];
+    }
+    if (!ref) return cli_usage(CMD, "verify REF [--signature [--require-signature]]");
+    if (signature) {
+        ek_sig_report sr;
+        if (ek_registry_verify_signature(ctx, reg, ref, require, &sr))
+            return cli_fail(CMD, "verify: %s", ek_ctx_last_error(ctx));
+        if (!strcmp(sr.state, "unsigned")) printf("%s: unsigned (installed without a signature)\n", ref);
+        else printf("%s: signature verified (key %s, \"%s\"); %d files match the signed manifest\n", ref, sr.key_id,
+                    sr.trusted_comment, sr.files_checked);
+        return 0;
+    }
     char bad[1024];
-    if (ek_registry_verify(ctx, reg, argv[0], bad, sizeof bad))
+    if (ek_registry_verify(ctx, reg, ref, bad, sizeof bad))
         return cli_fail(CMD, "verify: %s", ek_ctx_last_error(ctx));
-    printf("%s: all files match\n", argv[0]);
+    printf("%s: all files match\n", ref);
     return 0;
 }
 
 static int cmd_check(ek_ctx *ctx, ek_registry *reg, int argc, char **argv) {
     const char *ref = NULL;
-    int json = 0, rehash = 0, every = 0, count = 1, rc;
+    int json = 0, rehash = 0, every = 0, count = 1, rc, verify_sig = 0, require_sig = 0;
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "--json")) json = 1;
         else if (!strcmp(argv[i], "--rehash")) rehash = 1;
+        else if (!strcmp(argv[i], "--verify-signature")) verify_sig = 1;
+        else if (!strcmp(argv[i], "--require-signature")) verify_sig = require_sig = 1;
         else if (!strcmp(argv[i], "--every") && i + 1 < argc) {
             if ((rc = cli_int(CMD, "--every", argv[++i], 1, 86400 * 7, &every))) return rc;
         } else if (!strcmp(argv[i], "--count") && i + 1 < argc) {
@@ -329,7 +356,8 @@ static int cmd_check(ek_ctx *ctx, ek_registry *reg, int argc, char **argv) {
         if (k) sleep((unsigned)every);
         ek_health h;
         ek_reg_version v;
-        if (ek_registry_lookup(ctx, reg, ref, &v) || ek_registry_check(ctx, reg, ref, rehash, &h))
+        ek_check_options co = {.rehash = rehash, .verify_signature = verify_sig, .require_signature = require_sig};
+        if (ek_registry_lookup(ctx, reg, ref, &v) || ek_registry_check_opts(ctx, reg, ref, &co, &h))
             return cli_fail(CMD, "check: %s", ek_ctx_last_error(ctx));
         if (json) {
             printf("{\"model\":");
@@ -339,12 +367,24 @@ static int cmd_check(ek_ctx *ctx, ek_registry *reg, int argc, char **argv) {
             printf(",\"min_cosine\":");
             if (h.min_cosine > -2 && h.min_cosine <= 1.5) printf("%.7f", h.min_cosine);
             else printf("null");
-            printf(",\"load_ms\":%.3f,\"embed_ms\":%.3f,\"golden_embed_ms\":%.3f}\n", h.load_ms, h.embed_ms,
+            printf(",\"load_ms\":%.3f,\"embed_ms\":%.3f,\"golden_embed_ms\":%.3f", h.load_ms, h.embed_ms,
                    h.golden_embed_ms);
+            if (*h.signature) {
+                printf(",\"signature\":\"%s\",\"signature_code\":\"%s\",\"signature_file\":", h.signature,
+                       ek_verify_code_name((ek_verify_code)h.signature_code));
+                json_str(h.signature_file);
+                printf(",\"key_id\":");
+                json_str(h.key_id);
+            } else printf(",\"signature\":null");
+            printf("}\n");
         } else {
             printf("%s@%lld: %s%s%s (load %.1f ms, canaries %.1f ms", v.name, (long long)v.version, h.result,
                    *h.reason ? ": " : "", h.reason, h.load_ms, h.embed_ms);
             if (h.min_cosine > -2 && h.min_cosine <= 1.5) printf(", min cosine %.7f", h.min_cosine);
+            if (!strcmp(h.signature, "verified")) printf(", signature verified, key %s", h.key_id);
+            else if (!strcmp(h.signature, "unsigned")) printf(", unsigned");
+            else if (*h.signature) printf(", signature %s [%s, %s]", h.signature,
+                                          ek_verify_code_name((ek_verify_code)h.signature_code), h.signature_file);
             printf(")\n");
         }
         fflush(stdout);
@@ -352,6 +392,20 @@ static int cmd_check(ek_ctx *ctx, ek_registry *reg, int argc, char **argv) {
         if (level > worst) worst = level;
     }
     return worst; /* 0 healthy, 3 degraded, 4 unhealthy */
+}
+
+static int cmd_verify_on_load(ek_ctx *ctx, ek_registry *reg, int argc, char **argv) {
+    if (argc > 1) return cli_usage(CMD, "verify-on-load [off|signed|required]");
+    ek_sig_policy p;
+    if (argc == 1) {
+        if (ek_sig_policy_parse(argv[0], &p))
+            return cli_usage(CMD, "verify-on-load: \"%s\" is not off, signed or required", argv[0]);
+        if (ek_registry_set_verify_on_load(ctx, reg, p))
+            return cli_fail(CMD, "verify-on-load: %s", ek_ctx_last_error(ctx));
+    }
+    if (ek_registry_get_verify_on_load(ctx, reg, &p)) return cli_fail(CMD, "verify-on-load: %s", ek_ctx_last_error(ctx));
+    printf("verify_on_load: %s\n", ek_sig_policy_name(p));
+    return 0;
 }
 
 static int cmd_gc(ek_ctx *ctx, ek_registry *reg, int argc, char **argv) {
@@ -594,7 +648,7 @@ int ek_cmd_models(int argc, char **argv) {
     } subs[] = {{"add", cmd_add},       {"list", cmd_list},   {"show", cmd_show},
                 {"alias", cmd_alias},   {"rm", cmd_rm},       {"verify", cmd_verify},
                 {"check", cmd_check},   {"gc", cmd_gc},       {"log", cmd_log},
-                {"pull", cmd_pull},     {"update", cmd_update}};
+                {"pull", cmd_pull},     {"update", cmd_update}, {"verify-on-load", cmd_verify_on_load}};
     int rc = -1;
     for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++) {
         if (strcmp(sub, subs[i].name)) continue;

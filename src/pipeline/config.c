@@ -25,6 +25,7 @@ static const cfg_key KEYS[] = {
     {"dtype", "EK_DTYPE", K_ENUM, F(dtype), 0, 0, "f32|bf16|int8", "f32", "compute dtype of loaded models"},
     {"model", "EK_MODEL", K_STR, F(model), 0, 0, NULL, "", "default model (directory or registry reference)"},
     {"registry.home", "EK_REGISTRY_HOME", K_STR, F(registry_home), 0, 0, NULL, "", "model registry directory (empty: EK_HOME or ~/.local/share/embedkit)"},
+    {"registry.verify_on_load", "EK_REGISTRY_VERIFY_ON_LOAD", K_ENUM, F(registry_verify_on_load), 0, 0, "off|signed|required", "off", "re-verify a registry version's signature and files when loaded (required: refuse unsigned ones too); the registry's own setting may be stricter"},
     {"batch_size", "EK_BATCH_SIZE", K_INT, F(batch_size), 1, 4096, NULL, "32", "inputs per forward pass (and per deadline check)"},
     {"max_batch_tokens", "EK_MAX_BATCH_TOKENS", K_INT, F(max_batch_tokens), 1, 1048576, NULL, "8192", "tokens per forward pass"},
     {"max_length", "EK_MAX_LENGTH", K_INT, F(max_length), 0, 1048576, NULL, "0", "tokens per input (0: the model's max_seq_length)"},

@@ -267,7 +267,10 @@ static ek_status h_load(void *state, ek_cmd *cmd, ek_cmd_ctx *cx) {
                            ek_cmd_type_name(cmd->type));
     char dir[4096];
     const char *home = a->home ? a->home : e->cfg.registry_home[0] ? e->cfg.registry_home : NULL;
-    if ((st = ek_registry_resolve(cx->ek, home, a->ref, dir, sizeof dir)) != EK_OK) return lib_fail(cx, st);
+    ek_sig_policy verify = EK_SIG_OFF;
+    if (ek_sig_policy_parse(e->cfg.registry_verify_on_load, &verify)) verify = EK_SIG_OFF;
+    if ((st = ek_registry_resolve_opts(cx->ek, home, a->ref, verify, dir, sizeof dir)) != EK_OK)
+        return lib_fail(cx, st);
     ek_load_options lo;
     ek_load_options_init(&lo);
     int dt = ek_compute_dtype_from_name(e->cfg.dtype);

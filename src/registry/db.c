@@ -122,6 +122,10 @@ static const char *const migrations[EK_REGISTRY_SCHEMA] = {
     "  revision TEXT NOT NULL DEFAULT '');"
     "CREATE TRIGGER provenance_fixed BEFORE UPDATE ON provenance"
     "  BEGIN SELECT RAISE(ABORT, 'the provenance of a version is immutable'); END;",
+    /* 2 -> 3: registry-wide settings (verify_on_load: docs/SIGNING.md). */
+    "CREATE TABLE settings("
+    "  key TEXT PRIMARY KEY,"
+    "  value TEXT NOT NULL);",
 };
 
 int64_t reg_now(void) { return (int64_t)time(NULL); }

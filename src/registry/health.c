@@ -157,7 +157,16 @@ static int store_health(struct ek_registry *r, const ek_reg_version *v, const ek
 }
 
 ek_status ek_registry_check(ek_ctx *ctx, ek_registry *r, const char *ref, int rehash, ek_health *h) {
+    ek_check_options o = {.rehash = rehash};
+    return ek_registry_check_opts(ctx, r, ref, &o, h);
+}
+
+ek_status ek_registry_check_opts(ek_ctx *ctx, ek_registry *r, const char *ref, const ek_check_options *opts,
+                                 ek_health *h) {
     if (!ctx || !r || !h) return EK_ERR_INVALID_ARG;
+    ek_check_options co = {0};
+    if (opts) co = *opts;
+    int rehash = co.rehash;
     ek_err *e = &ctx->err;
     ek_err_clear(e);
     memset(h, 0, sizeof *h);
@@ -173,6 +182,23 @@ ek_status ek_registry_check(ek_ctx *ctx, ek_registry *r, const char *ref, int re
     snprintf(h->result, sizeof h->result, "unhealthy");
     ek_err sub;
     ek_err_clear(&sub);
+    ek_sig_policy pol;
+    if ((rc = reg_get_policy(r, &pol, e))) return (ek_status)rc;
+    if (pol >= EK_SIG_SIGNED) co.verify_signature = 1;
+    if (pol >= EK_SIG_REQUIRED) co.require_signature = 1;
+    if (co.verify_signature || co.require_signature) {
+        ek_sig_report sr;
+        int bad = reg_verify_signature(r, &v, co.require_signature, &sr, &sub);
+        snprintf(h->signature, sizeof h->signature, "%s", sr.state);
+        h->signature_code = (int)sr.code;
+        snprintf(h->signature_file, sizeof h->signature_file, "%s", sr.file);
+        snprintf(h->key_id, sizeof h->key_id, "%s", sr.key_id);
+        if (bad) {
+            if (!*h->signature) snprintf(h->signature, sizeof h->signature, "failed");
+            snprintf(h->reason, sizeof h->reason, "%.500s", sub.msg);
+            goto store;
+        }
+    }
     if ((rehash || !strcmp(v.status, "CORRUPT")) && reg_verify_version(r, &v, NULL, 0, &sub)) {
         snprintf(h->reason, sizeof h->reason, "%.500s", sub.msg);
         goto store;

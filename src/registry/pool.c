@@ -44,6 +44,7 @@ struct ek_pool {
     ek_pool_stats st;
     pthread_mutex_t reg_mu;   /* the registry connection is used by one thread at a time */
     ek_registry *reg;
+    ek_sig_policy verify;     /* at least this (under reg_mu); the registry setting may be stricter */
 };
 
 ek_status ek_pool_new(ek_ctx *ctx, const char *home, uint64_t budget, ek_pool **out) {
@@ -178,8 +179,20 @@ ek_status ek_pool_acquire(ek_ctx *ctx, ek_pool *p, const char *ref, ek_pool_hand
     pthread_mutex_unlock(&p->mu);
     free_dead(dead);
 
+    /* Verified when loaded (not on each hit): the check re-hashes files. */
+    pthread_mutex_lock(&p->reg_mu);
+    ek_sig_policy pol = EK_SIG_OFF;
+    rc = reg_get_policy(p->reg, &pol, e);
+    if (!rc && p->verify > pol) pol = p->verify;
+    if (!rc && pol != EK_SIG_OFF) {
+        ek_sig_report sr;
+        rc = reg_verify_signature(p->reg, &v, pol == EK_SIG_REQUIRED, &sr, e);
+    }
+    pthread_mutex_unlock(&p->reg_mu);
     char dir[4096];
-    rc = reg_path(dir, sizeof dir, e, "%s/models/%s/%lld", ek_registry_home(p->reg), v.name, (long long)v.version);
+    if (!rc)
+        rc = reg_path(dir, sizeof dir, e, "%s/models/%s/%lld", ek_registry_home(p->reg), v.name,
+                      (long long)v.version);
     ek_model *m = NULL;
     if (!rc) rc = (int)ek_model_load(ctx, dir, &m);
 
@@ -203,6 +216,13 @@ ek_status ek_pool_acquire(ek_ctx *ctx, ek_pool *p, const char *ref, ek_pool_hand
     pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->mu);
     return (ek_status)rc;
+}
+
+void ek_pool_set_verify(ek_pool *p, ek_sig_policy verify) {
+    if (!p) return;
+    pthread_mutex_lock(&p->reg_mu);
+    p->verify = verify;
+    pthread_mutex_unlock(&p->reg_mu);
 }
 
 const ek_model *ek_pool_model(const ek_pool_handle *h) { return h ? h->model : NULL; }

@@ -489,6 +489,11 @@ static int is_path_ref(const char *ref) {
 }
 
 ek_status ek_registry_resolve(ek_ctx *ctx, const char *home, const char *ref, char *path, size_t cap) {
+    return ek_registry_resolve_opts(ctx, home, ref, EK_SIG_OFF, path, cap);
+}
+
+ek_status ek_registry_resolve_opts(ek_ctx *ctx, const char *home, const char *ref, ek_sig_policy verify, char *path,
+                                   size_t cap) {
     if (!ctx || !ref || !path || !cap) return EK_ERR_INVALID_ARG;
     ek_err *e = &ctx->err;
     ek_err_clear(e);
@@ -513,6 +518,13 @@ ek_status ek_registry_resolve(ek_ctx *ctx, const char *home, const char *ref, ch
     if (!rc && strcmp(v.status, "READY"))
         rc = ek_err_set(e, EK_ERR_UNSUPPORTED, "%s@%lld is %s%s%s; it is not served", v.name,
                         (long long)v.version, v.status, *v.reason ? ": " : "", v.reason);
+    ek_sig_policy pol = EK_SIG_OFF;
+    if (!rc) rc = reg_get_policy(r, &pol, e);
+    if (!rc && verify > pol) pol = verify;
+    if (!rc && pol != EK_SIG_OFF) {
+        ek_sig_report sr;
+        rc = reg_verify_signature(r, &v, pol == EK_SIG_REQUIRED, &sr, e);
+    }
     if (!rc) rc = reg_path(path, cap, e, "%s/models/%s/%lld", home, v.name, (long long)v.version);
     ek_registry_close(r);
     return (ek_status)rc;

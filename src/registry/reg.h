@@ -102,6 +102,14 @@ int reg_version_status(struct ek_registry *r, const char *name, int64_t version,
 struct reg_import_extra;
 int reg_import(struct ek_registry *r, const char *dir, const char *name, const ek_import_options *o,
                const struct reg_import_extra *x, int64_t *version_out, ek_err *e);
+/* ---- re-verification after install (registry/sigcheck.c) ---- */
+
+/* The verify_on_load setting (EK_SIG_OFF when unset). */
+int reg_get_policy(struct ek_registry *r, ek_sig_policy *p, ek_err *e);
+/* ek_registry_verify_signature on a looked-up version; o must not be NULL. */
+int reg_verify_signature(struct ek_registry *r, const ek_reg_version *v, int require_signed, ek_sig_report *o,
+                         ek_err *e);
+
 /* Recovery of dead imports (registry/import.c), run at open. */
 int reg_recover(struct ek_registry *r, ek_err *e);
 
