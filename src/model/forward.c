@@ -150,12 +150,10 @@ static int check_batch(const ek_bert_weights *w, const ek_fwd_batch *b,
 /* ---- stages ------------------------------------------------------------- */
 
 /* x = LayerNorm(word[id] + type[tt] + pos[t]), summed in HF BERT's order. */
-static void embed(const ek_bert_weights *w, const ek_fwd_batch *b, float *x,
-                  int nt) {
+static void embed_seq(const ek_bert_weights *w, const ek_fwd_batch *b, float *x, int s) {
     const int H = w->cfg.hidden;
     const ek_layernorm *ln = &w->ln_emb;
-#pragma omp parallel for schedule(dynamic) num_threads(nt)
-    for (int s = 0; s < b->n_seq; s++) {
+    {
         int start = b->seq_start[s], L = b->seq_start[s + 1] - start;
         for (int t = 0; t < L; t++) {
             int r = start + t;
@@ -171,12 +169,32 @@ static void embed(const ek_bert_weights *w, const ek_fwd_batch *b, float *x,
     }
 }
 
+/* Every parallel loop below runs as a plain loop on one thread: entering an
+ * OpenMP region, even of one thread, makes libgomp allocate (and free) a
+ * team, which would put an allocation on every call of the hot path.  Each
+ * iteration is independent, so the result is the same either way. */
+static void embed(const ek_bert_weights *w, const ek_fwd_batch *b, float *x,
+                  int nt) {
+    if (nt > 1) {
+#pragma omp parallel for schedule(dynamic) num_threads(nt)
+        for (int s = 0; s < b->n_seq; s++) embed_seq(w, b, x, s);
+    } else {
+        for (int s = 0; s < b->n_seq; s++) embed_seq(w, b, x, s);
+    }
+}
+
 static void layernorm_rows(float *x, int rows, const ek_layernorm *ln,
                            int H, float eps, int nt) {
     /* Blocks of rows per task; each row's result is independent of the
      * blocking. */
     enum { BLOCK = 16 };
     int blocks = (rows + BLOCK - 1) / BLOCK;
+    if (nt <= 1) {
+        for (int r0 = 0; r0 < rows; r0 += BLOCK)
+            ek_op_add_layernorm(x + (size_t)r0 * H, NULL, rows - r0 < BLOCK ? rows - r0 : BLOCK, H,
+                                ln->gamma, ln->beta, eps);
+        return;
+    }
 #pragma omp parallel for num_threads(nt)
     for (int bk = 0; bk < blocks; bk++) {
         int r0 = bk * BLOCK, n = rows - r0 < BLOCK ? rows - r0 : BLOCK;
@@ -195,21 +213,30 @@ typedef struct attn_job {
     int lowp;            /* bf16 / int8 dtypes: bf16 products in attention */
 } attn_job;
 
-static void attention(const ek_fwd_batch *b, const attn_job *j, int nt) {
+static void attention_pair(const ek_fwd_batch *b, const attn_job *j, int p, float scale, float *ws) {
     const int d = j->H / j->heads;
-    const int pairs = b->n_seq * j->heads;
-    const float scale = 1.0f / sqrtf((float)d);
-#pragma omp parallel for schedule(dynamic) num_threads(nt)
-    for (int p = 0; p < pairs; p++) {
+    {
         int s = p / j->heads, h = p % j->heads;
         int start = b->seq_start[s], L = b->seq_start[s + 1] - start;
-        if (L == 0) continue;
-        float *ws = j->scratch + j->per_thread * (size_t)omp_get_thread_num();
+        if (L == 0) return;
         (j->lowp ? ek_attention_head_lowp : ek_attention_head_at)(
             j->isa, j->qkv + (size_t)start * 3 * j->H + (size_t)h * d, 3 * j->H, j->H, L, d, scale,
             j->ctx + (size_t)start * j->H + (size_t)h * d, j->H,
             j->headprob ? j->headprob + (size_t)h * j->R + start : NULL, ws);
     }
+}
+
+static void attention(const ek_fwd_batch *b, const attn_job *j, int nt) {
+    const int d = j->H / j->heads;
+    const int pairs = b->n_seq * j->heads;
+    const float scale = 1.0f / sqrtf((float)d);
+    if (nt <= 1) {
+        for (int p = 0; p < pairs; p++) attention_pair(b, j, p, scale, j->scratch);
+        return;
+    }
+#pragma omp parallel for schedule(dynamic) num_threads(nt)
+    for (int p = 0; p < pairs; p++)
+        attention_pair(b, j, p, scale, j->scratch + j->per_thread * (size_t)omp_get_thread_num());
 }
 
 /* ---- low-precision sources and the int8 epilogue ---------------------- */
@@ -220,6 +247,12 @@ enum { ROW_BLOCK = 16 };
 static void to_bf16(const ek_bert_runtime *rt, const float *src, int Mp, int n,
                     uint16_t *dst, int nt) {
     int blocks = (Mp + ROW_BLOCK - 1) / ROW_BLOCK;
+    if (nt <= 1) {
+        for (int r0 = 0; r0 < Mp; r0 += ROW_BLOCK)
+            rt->k.to_bf16(src + (size_t)r0 * n, Mp - r0 < ROW_BLOCK ? Mp - r0 : ROW_BLOCK, n, n,
+                          dst + (size_t)r0 * n);
+        return;
+    }
 #pragma omp parallel for num_threads(nt)
     for (int bk = 0; bk < blocks; bk++) {
         int r0 = bk * ROW_BLOCK, k = Mp - r0 < ROW_BLOCK ? Mp - r0 : ROW_BLOCK;
@@ -230,6 +263,12 @@ static void to_bf16(const ek_bert_runtime *rt, const float *src, int Mp, int n,
 static void quant(const ek_bert_runtime *rt, const float *src, int Mp, int n,
                   uint8_t *dst, float *rs, int nt) {
     int blocks = (Mp + ROW_BLOCK - 1) / ROW_BLOCK;
+    if (nt <= 1) {
+        for (int r0 = 0; r0 < Mp; r0 += ROW_BLOCK)
+            rt->k.quant_u8(src + (size_t)r0 * n, Mp - r0 < ROW_BLOCK ? Mp - r0 : ROW_BLOCK, n, n,
+                           dst + (size_t)r0 * n, rs + r0);
+        return;
+    }
 #pragma omp parallel for num_threads(nt)
     for (int bk = 0; bk < blocks; bk++) {
         int r0 = bk * ROW_BLOCK, k = Mp - r0 < ROW_BLOCK ? Mp - r0 : ROW_BLOCK;
@@ -242,6 +281,13 @@ static void epilogue(const ek_bert_runtime *rt, const ek_mm_weights *w,
                      float *out, uint8_t *q, float *rs_out, float *tmp,
                      size_t tmp_stride, int nt) {
     int blocks = (Mp + ROW_BLOCK - 1) / ROW_BLOCK;
+    if (nt <= 1) {
+        for (int r0 = 0; r0 < Mp; r0 += ROW_BLOCK) {
+            ek_epi_args a = {acc, rs, w->scale, w->colsum, w->bias_ptr, w->N, out, q, rs_out, tmp};
+            rt->k.epilogue(&a, r0, Mp - r0 < ROW_BLOCK ? Mp - r0 : ROW_BLOCK, mode);
+        }
+        return;
+    }
 #pragma omp parallel for num_threads(nt)
     for (int bk = 0; bk < blocks; bk++) {
         int r0 = bk * ROW_BLOCK, k = Mp - r0 < ROW_BLOCK ? Mp - r0 : ROW_BLOCK;

@@ -9,6 +9,7 @@
 #include "compute/gemm.h"
 #include "model/model.h"
 #include "model/prepack.h"
+#include "text/tokenizer.h"
 
 const char *ek_version(void) { return EK_VERSION_STRING; }
 
@@ -28,6 +29,12 @@ ek_status ek_ctx_new(ek_ctx **out) {
 void ek_ctx_free(ek_ctx *ctx) {
     if (!ctx) return;
     free(ctx->ws);
+    ek_tok_work_free(ctx->tok);
+    ek_encoding_free(&ctx->enc);
+    free(ctx->tk_ids.p);
+    free(ctx->tk_types.p);
+    free(ctx->tk_index.p);
+    free(ctx->text.p);
     free(ctx);
 }
 
@@ -54,6 +61,22 @@ void *ek_ctx_workspace(struct ek_ctx *ctx, size_t n) {
     ctx->ws = p;
     ctx->ws_cap = cap;
     return p;
+}
+
+void *ek_ctx_buf_reserve(ek_ctx_buf *b, size_t n) {
+    if (n <= b->cap && b->p) return b->p;
+    size_t cap = b->cap * 2 > n ? b->cap * 2 : n;
+    if (cap < 256) cap = 256;
+    void *p = realloc(b->p, cap);
+    if (!p) return NULL;
+    b->p = p;
+    b->cap = cap;
+    return p;
+}
+
+struct ek_tok_work *ek_ctx_tok_work(struct ek_ctx *ctx) {
+    if (!ctx->tok) ctx->tok = ek_tok_work_new();
+    return ctx->tok;
 }
 
 ek_status ek_ctx_fail(struct ek_ctx *ctx, const ek_err *e) {

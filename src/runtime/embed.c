@@ -88,22 +88,28 @@ ek_status ek_tokenize(ek_ctx *ctx, const ek_model *m, const char *text, size_t l
     if (!m || !enc || (!text && len))
         return (ek_status)ek_err_set(&ctx->err, EK_ERR_INVALID_ARG, "ek_tokenize: NULL argument");
     ek_tok_opts t = tok_opts(m, opts ? opts->max_length : 0, opts ? opts->truncate : EK_TRUNCATE_RIGHT);
-    return (ek_status)ek_tokenizer_encode(m->tok, text ? text : "", len, pair, pair_len, &t, enc, &ctx->err);
+    return (ek_status)ek_tokenizer_encode_w(m->tok, text ? text : "", len, pair, pair_len, &t, enc,
+                                            ek_ctx_tok_work(ctx), &ctx->err);
 }
 
-/* All inputs of one call, tokenized back to back. */
+/* All inputs of one call, tokenized back to back.  The arrays are the
+ * ek_ctx's (see ctx.h), or for ek_embed_ids the caller's ids. */
 typedef struct tokenized {
-    int32_t *ids, *types;
+    const int32_t *ids;
+    const int32_t *types; /* NULL: all 0 */
     size_t *start;   /* [n + 1] */
     int *order;      /* input indices sorted by length, longest first */
-    size_t cap;
 } tokenized;
 
-static void tokenized_free(tokenized *t) {
-    free(t->ids);
-    free(t->types);
-    free(t->start);
-    free(t->order);
+/* start [n + 1], order [n] and the sort's scratch [n] in ctx->tk_index. */
+static int index_arrays(ek_ctx *ctx, size_t n, tokenized *tk, int **tmp) {
+    size_t so = sizeof *tk->start * (n + 1), oo = sizeof *tk->order * (n ? n : 1);
+    char *p = ek_ctx_buf_reserve(&ctx->tk_index, so + 2 * oo);
+    if (!p) return -1;
+    tk->start = (size_t *)p;
+    tk->order = (int *)(p + so);
+    *tmp = (int *)(p + so + oo);
+    return 0;
 }
 
 /* Stable sort of order[] by decreasing length (merge sort, no globals). */
@@ -122,15 +128,16 @@ static void sort_by_length(int *order, int *tmp, int n, const size_t *start) {
     memcpy(order, tmp, sizeof *order * (size_t)n);
 }
 
-static int tokenize_all(const ek_model *m, const char *const *texts, const size_t *lens, size_t n,
+static int tokenize_all(ek_ctx *ctx, const ek_model *m, const char *const *texts, const size_t *lens, size_t n,
                         const ek_embed_options *o, tokenized *tk, int *prompt_tokens, ek_err *e) {
     memset(tk, 0, sizeof *tk);
     ek_tok_opts t = tok_opts(m, o->max_length, o->truncate);
-    ek_encoding enc;
-    memset(&enc, 0, sizeof enc);
+    ek_encoding *enc = &ctx->enc;
+    ek_tok_work *work = ek_ctx_tok_work(ctx);
     size_t plen = o->prompt ? strlen(o->prompt) : 0;
-    char *buf = NULL;
-    size_t buf_cap = 0;
+    int32_t *ids = NULL, *types = NULL;
+    size_t cap = 0; /* tokens ids and types hold */
+    int *tmp = NULL;
     int rc = EK_OK;
     *prompt_tokens = 0;
     if (plen) {
@@ -138,19 +145,14 @@ static int tokenize_all(const ek_model *m, const char *const *texts, const size_
          * without the trailing [SEP]. */
         ek_tok_opts pt = t;
         pt.truncate = EK_TRUNCATE_RIGHT;
-        rc = ek_tokenizer_encode(m->tok, o->prompt, plen, NULL, 0, &pt, &enc, e);
+        rc = ek_tokenizer_encode_w(m->tok, o->prompt, plen, NULL, 0, &pt, enc, work, e);
         if (rc) {
             ek_err_prefix(e, "prompt");
-            goto done;
+            return rc;
         }
-        *prompt_tokens = enc.n > 0 ? (int)enc.n - 1 : 0;
+        *prompt_tokens = enc->n > 0 ? (int)enc->n - 1 : 0;
     }
-    tk->start = malloc(sizeof *tk->start * (n + 1));
-    tk->order = malloc(sizeof *tk->order * (n ? n : 1));
-    if (!tk->start || !tk->order) {
-        rc = ek_err_set(e, EK_ERR_NOMEM, "out of memory");
-        goto done;
-    }
+    if (index_arrays(ctx, n, tk, &tmp)) return ek_err_set(e, EK_ERR_NOMEM, "out of memory");
     tk->start[0] = 0;
     for (size_t i = 0; i < n; i++) {
         if (!texts[i]) {
@@ -160,56 +162,43 @@ static int tokenize_all(const ek_model *m, const char *const *texts, const size_
         size_t len = lens ? lens[i] : strlen(texts[i]);
         const char *s = texts[i];
         if (plen) {
-            if (plen + len + 1 > buf_cap) {
-                size_t nc = (plen + len + 1) * 2;
-                char *nb = realloc(buf, nc);
-                if (!nb) {
-                    rc = ek_err_set(e, EK_ERR_NOMEM, "out of memory");
-                    goto done;
-                }
-                buf = nb;
-                buf_cap = nc;
+            char *buf = ek_ctx_buf_reserve(&ctx->text, plen + len + 1);
+            if (!buf) {
+                rc = ek_err_set(e, EK_ERR_NOMEM, "out of memory");
+                goto done;
             }
             memcpy(buf, o->prompt, plen);
             memcpy(buf + plen, texts[i], len);
             s = buf;
             len += plen;
         }
-        rc = ek_tokenizer_encode(m->tok, s, len, NULL, 0, &t, &enc, e);
+        rc = ek_tokenizer_encode_w(m->tok, s, len, NULL, 0, &t, enc, work, e);
         if (rc) {
             ek_err_prefix(e, "input %zu", i + o->index_base);
             goto done;
         }
         size_t at = tk->start[i];
-        if (at + enc.n > tk->cap) {
-            size_t nc = (at + enc.n) * 2 + 1024;
-            int32_t *ni = realloc(tk->ids, sizeof *ni * nc);
-            if (ni) tk->ids = ni;
-            int32_t *nt = realloc(tk->types, sizeof *nt * nc);
-            if (nt) tk->types = nt;
+        if (at + enc->n > cap) {
+            /* Grown (contents kept) in ctx, never shrunk. */
+            size_t need = sizeof(int32_t) * (at + enc->n);
+            int32_t *ni = ek_ctx_buf_reserve(&ctx->tk_ids, need);
+            int32_t *nt = ni ? ek_ctx_buf_reserve(&ctx->tk_types, need) : NULL;
             if (!ni || !nt) {
                 rc = ek_err_set(e, EK_ERR_NOMEM, "out of memory");
                 goto done;
             }
-            tk->cap = nc;
+            ids = ni, types = nt;
+            cap = (ctx->tk_ids.cap < ctx->tk_types.cap ? ctx->tk_ids.cap : ctx->tk_types.cap) / sizeof(int32_t);
         }
-        memcpy(tk->ids + at, enc.ids, sizeof(int32_t) * enc.n);
-        memcpy(tk->types + at, enc.type_ids, sizeof(int32_t) * enc.n);
-        tk->start[i + 1] = at + enc.n;
+        memcpy(ids + at, enc->ids, sizeof(int32_t) * enc->n);
+        memcpy(types + at, enc->type_ids, sizeof(int32_t) * enc->n);
+        tk->start[i + 1] = at + enc->n;
         tk->order[i] = (int)i;
     }
-    if (n > 1) {
-        int *tmp = malloc(sizeof *tmp * n);
-        if (!tmp) {
-            rc = ek_err_set(e, EK_ERR_NOMEM, "out of memory");
-            goto done;
-        }
-        sort_by_length(tk->order, tmp, (int)n, tk->start);
-        free(tmp);
-    }
+    tk->ids = ids;
+    tk->types = types;
+    sort_by_length(tk->order, tmp, (int)n, tk->start);
 done:
-    ek_encoding_free(&enc);
-    free(buf);
     return rc;
 }
 
@@ -289,7 +278,10 @@ static int embed_tokenized(ek_ctx *ctx, const ek_model *m, tokenized *tkp, size_
             size_t len = tk.start[idx + 1] - tk.start[idx];
             if (j > i && tokens + len > (size_t)budget) break;
             memcpy(bids + tokens, tk.ids + tk.start[idx], sizeof(int32_t) * len);
-            memcpy(btypes + tokens, tk.types + tk.start[idx], sizeof(int32_t) * len);
+            if (tk.types)
+                memcpy(btypes + tokens, tk.types + tk.start[idx], sizeof(int32_t) * len);
+            else
+                memset(btypes + tokens, 0, sizeof(int32_t) * len);
             tokens += len;
             seq_start[j - i + 1] = (int32_t)tokens;
             j++;
@@ -330,9 +322,8 @@ ek_status ek_embed(ek_ctx *ctx, const ek_model *m, const char *const *texts, con
     if (n > (size_t)INT32_MAX) return (ek_status)ek_err_set(e, EK_ERR_INVALID_ARG, "ek_embed: too many inputs");
     tokenized tk;
     int prompt_tokens = 0;
-    rc = tokenize_all(m, texts, lens, n, opts, &tk, &prompt_tokens, e);
+    rc = tokenize_all(ctx, m, texts, lens, n, opts, &tk, &prompt_tokens, e);
     if (!rc) rc = embed_tokenized(ctx, m, &tk, n, opts, prompt_tokens, out, token_counts);
-    tokenized_free(&tk);
     return (ek_status)rc;
 }
 
@@ -364,15 +355,13 @@ ek_status ek_embed_ids(ek_ctx *ctx, const ek_model *m, const int32_t *ids, const
         if (ids[t] < 0 || ids[t] >= m->w.cfg.vocab)
             return (ek_status)ek_err_set(e, EK_ERR_INVALID_ARG, "token %zu: id %d is outside the vocabulary (0..%d)", t,
                                          ids[t], m->w.cfg.vocab - 1);
-    tk.ids = malloc(sizeof *tk.ids * total);
-    tk.types = calloc(total, sizeof *tk.types);
-    tk.start = malloc(sizeof *tk.start * (n + 1));
-    tk.order = malloc(sizeof *tk.order * n);
-    int *tmp = malloc(sizeof *tmp * n);
-    if (!tk.ids || !tk.types || !tk.start || !tk.order || !tmp) {
+    /* The caller's ids are read in place; token types are all 0 (NULL). */
+    tk.ids = ids;
+    tk.types = NULL;
+    int *tmp = NULL;
+    if (index_arrays(ctx, n, &tk, &tmp)) {
         rc = ek_err_set(e, EK_ERR_NOMEM, "out of memory");
     } else {
-        memcpy(tk.ids, ids, sizeof *ids * total);
         tk.start[0] = 0;
         for (size_t i = 0; i < n; i++) {
             tk.start[i + 1] = tk.start[i] + (size_t)lens[i];
@@ -381,8 +370,6 @@ ek_status ek_embed_ids(ek_ctx *ctx, const ek_model *m, const int32_t *ids, const
         sort_by_length(tk.order, tmp, (int)n, tk.start);
         rc = embed_tokenized(ctx, m, &tk, n, opts, 0, out, NULL);
     }
-    free(tmp);
-    tokenized_free(&tk);
     return (ek_status)rc;
 }
 
@@ -419,25 +406,23 @@ ek_status ek_embed_tokens(ek_ctx *ctx, const ek_model *m, const char *text, size
         ek_embed_options_init(&dflt);
         opts = &dflt;
     }
-    ek_encoding enc;
-    memset(&enc, 0, sizeof enc);
+    ek_encoding *enc = &ctx->enc; /* reused across calls */
     ek_tok_opts t = tok_opts(m, opts->max_length, opts->truncate);
-    int rc = ek_tokenizer_encode(m->tok, text, len, NULL, 0, &t, &enc, e);
+    int rc = ek_tokenizer_encode_w(m->tok, text, len, NULL, 0, &t, enc, ek_ctx_tok_work(ctx), e);
     int H = m->w.cfg.hidden;
-    if (!rc && enc.n * (size_t)H > out_cap)
+    if (!rc && enc->n * (size_t)H > out_cap)
         rc = ek_err_set(e, EK_ERR_INVALID_ARG, "ek_embed_tokens: out holds %zu floats, %zu needed", out_cap,
-                        enc.n * (size_t)H);
+                        enc->n * (size_t)H);
     if (!rc) {
         int threads = ctx->threads ? ctx->threads : ek_compute_cores();
         ek_compute_set_threads(threads);
-        size_t fw = (ek_bert_forward_scratch_size(&m->w.cfg, (int)enc.n, (int)enc.n, threads) + 63) & ~(size_t)63;
+        size_t fw = (ek_bert_forward_scratch_size(&m->w.cfg, (int)enc->n, (int)enc->n, threads) + 63) & ~(size_t)63;
         void *ws = ek_ctx_workspace(ctx, fw);
-        int32_t st[2] = {0, (int32_t)enc.n};
-        ek_fwd_batch b = {enc.ids, enc.type_ids, st, 1};
+        int32_t st[2] = {0, (int32_t)enc->n};
+        ek_fwd_batch b = {enc->ids, enc->type_ids, st, 1};
         rc = ws ? ek_bert_forward(&m->w, &b, out, NULL, ws, threads, e)
                 : ek_err_set(e, EK_ERR_NOMEM, "out of memory");
-        *n_tokens = (int)enc.n;
+        *n_tokens = (int)enc->n;
     }
-    ek_encoding_free(&enc);
     return (ek_status)rc;
 }

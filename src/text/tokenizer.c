@@ -4,8 +4,10 @@
  * and the ek_encoding output.  Also the small accessors of tokenizer.h.
  *
  * Nothing here writes to the tokenizer: per-call buffers live in an
- * ek_tok_scratch on the stack (a few mallocs per call, none per character),
- * and the caller's ek_encoding arrays are reused, grown only when needed. */
+ * ek_tok_work, the caller's (kept in its ek_ctx and reused, so a warmed-up
+ * call allocates nothing) or one on the stack (a few mallocs per call, none
+ * per character), and the caller's ek_encoding arrays are reused, grown
+ * only when needed. */
 #include "text/tok_internal.h"
 
 #include <stdlib.h>
@@ -18,6 +20,28 @@ void ek_tok_scratch_free(ek_tok_scratch *s) {
     free(s->word);
     free(s->wbyte);
     memset(s, 0, sizeof *s);
+}
+
+struct ek_tok_work {
+    ek_tok_scratch s;
+    ek_toklist la, lb;
+};
+
+ek_tok_work *ek_tok_work_new(void) { return calloc(1, sizeof(ek_tok_work)); }
+
+static void work_release(ek_tok_work *w) {
+    ek_tok_scratch_free(&w->s);
+    free(w->la.ids);
+    free(w->la.offs);
+    free(w->lb.ids);
+    free(w->lb.offs);
+    memset(w, 0, sizeof *w);
+}
+
+void ek_tok_work_free(ek_tok_work *w) {
+    if (!w) return;
+    work_release(w);
+    free(w);
 }
 
 void ek_encoding_free(ek_encoding *enc) {
@@ -158,19 +182,31 @@ static void put_list(ek_encoding *enc, const ek_toklist *l, int32_t ty) {
 
 int ek_tokenizer_encode(const ek_tokenizer *t, const char *a, size_t alen, const char *b,
                         size_t blen, const ek_tok_opts *o, ek_encoding *enc, ek_err *e) {
+    return ek_tokenizer_encode_w(t, a, alen, b, blen, o, enc, NULL, e);
+}
+
+int ek_tokenizer_encode_w(const ek_tokenizer *t, const char *a, size_t alen, const char *b,
+                          size_t blen, const ek_tok_opts *o, ek_encoding *enc, ek_tok_work *work,
+                          ek_err *e) {
     if (!t || !o || !enc || (!a && alen) || (b == NULL && blen))
         return ek_err_set(e, EK_ERR_INVALID_ARG, "tokenizer: NULL argument");
     if (!a) a = "";
     enc->n = 0;
-    ek_tok_scratch s;
-    memset(&s, 0, sizeof s);
-    ek_toklist la = {0}, lb = {0};
-    int rc = encode_segment(t, a, alen, o->lowercase_input, &s, &la, e);
+    ek_tok_work local;
+    ek_tok_work *w = work;
+    if (!w) {
+        memset(&local, 0, sizeof local);
+        w = &local;
+    }
+    ek_toklist *pa = &w->la, *pb = &w->lb;
+    pa->n = pb->n = 0;
+    int rc = encode_segment(t, a, alen, o->lowercase_input, &w->s, pa, e);
     if (!rc && b) {
-        rc = encode_segment(t, b, blen, o->lowercase_input, &s, &lb, e);
+        rc = encode_segment(t, b, blen, o->lowercase_input, &w->s, pb, e);
         if (rc == EK_ERR_UTF8) ek_err_prefix(e, "second segment");
     }
-    ek_tok_scratch_free(&s);
+    /* Only the token lists are needed from here on. */
+    if (!work) ek_tok_scratch_free(&w->s);
     const ek_template *tp = b ? &t->pair : &t->single;
     if (!rc && o->add_special_tokens && t->post_kind && !tp->present)
         rc = ek_err_set(e, EK_ERR_UNSUPPORTED, "tokenizer: post_processor has no pair template");
@@ -178,7 +214,7 @@ int ek_tokenizer_encode(const ek_tokenizer *t, const char *a, size_t alen, const
 
     size_t n_added = o->add_special_tokens ? template_specials(tp) : 0;
     if (!t->post_kind) n_added = 0;
-    size_t total = la.n + lb.n + n_added;
+    size_t total = pa->n + pb->n + n_added;
     if (o->max_length && o->truncate == EK_TRUNCATE_NONE) {
         if (total > o->max_length) {
             rc = ek_err_set(e, EK_ERR_TOO_LONG,
@@ -190,9 +226,9 @@ int ek_tokenizer_encode(const ek_tokenizer *t, const char *a, size_t alen, const
         /* HF subtracts the template's special tokens from max_length; when
          * max_length is smaller than them it does not truncate at all. */
         if (o->max_length >= n_added)
-            truncate_hf(&la, b ? &lb : NULL, o->max_length - n_added, o->truncate);
+            truncate_hf(pa, b ? pb : NULL, o->max_length - n_added, o->truncate);
     }
-    if ((rc = encoding_reserve(enc, la.n + lb.n + n_added + 1))) {
+    if ((rc = encoding_reserve(enc, pa->n + pb->n + n_added + 1))) {
         rc = ek_err_set(e, rc, "out of memory");
         goto out;
     }
@@ -202,7 +238,7 @@ int ek_tokenizer_encode(const ek_tokenizer *t, const char *a, size_t alen, const
             if (p->kind == EK_PIECE_SPECIAL)
                 for (size_t k = 0; k < p->n_ids; k++) put(enc, p->ids[k], p->type_id, 0, 0);
             else
-                put_list(enc, p->kind == EK_PIECE_A ? &la : &lb, p->type_id);
+                put_list(enc, p->kind == EK_PIECE_A ? pa : pb, p->type_id);
         }
     } else if (t->post_kind == 1 && tp->present) {
         /* TemplateProcessing without special tokens still sets the
@@ -210,17 +246,14 @@ int ek_tokenizer_encode(const ek_tokenizer *t, const char *a, size_t alen, const
         for (size_t i = 0; i < tp->n; i++) {
             const ek_piece *p = &tp->p[i];
             if (p->kind != EK_PIECE_SPECIAL)
-                put_list(enc, p->kind == EK_PIECE_A ? &la : &lb, p->type_id);
+                put_list(enc, p->kind == EK_PIECE_A ? pa : pb, p->type_id);
         }
     } else {
-        put_list(enc, &la, 0);
-        if (b) put_list(enc, &lb, 1);
+        put_list(enc, pa, 0);
+        if (b) put_list(enc, pb, 1);
     }
 out:
-    free(la.ids);
-    free(la.offs);
-    free(lb.ids);
-    free(lb.offs);
+    if (!work) work_release(w);
     if (rc) enc->n = 0;
     return rc;
 }

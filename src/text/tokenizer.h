@@ -38,6 +38,18 @@ int ek_tokenizer_encode(const ek_tokenizer *t, const char *a, size_t alen,
                         const char *b, size_t blen, const ek_tok_opts *o,
                         ek_encoding *enc, ek_err *e);
 
+/* Reusable per-caller buffers of ek_tokenizer_encode_w (one thread at a
+ * time, like the ek_ctx that keeps one): with one, a call allocates nothing
+ * once its buffers have grown to the input's size. */
+typedef struct ek_tok_work ek_tok_work;
+ek_tok_work *ek_tok_work_new(void); /* NULL when out of memory */
+void ek_tok_work_free(ek_tok_work *w);
+
+/* ek_tokenizer_encode with the caller's buffers (work NULL: its own). */
+int ek_tokenizer_encode_w(const ek_tokenizer *t, const char *a, size_t alen,
+                          const char *b, size_t blen, const ek_tok_opts *o,
+                          ek_encoding *enc, ek_tok_work *work, ek_err *e);
+
 size_t ek_tokenizer_vocab_size(const ek_tokenizer *t);
 int32_t ek_tokenizer_token_id(const ek_tokenizer *t, const char *tok); /* -1 */
 const char *ek_tokenizer_id_token(const ek_tokenizer *t, int32_t id);  /* NULL */
