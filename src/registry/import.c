@@ -16,7 +16,6 @@
  * process: reg_recover (run at every open) marks it FAILED and removes its
  * staging and version directories; its blobs are verified content that gc
  * will collect when nothing else references them. */
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,9 +26,6 @@
 #include "registry/reg.h"
 #include "registry/sign.h"
 #include "runtime/ctx.h"
-
-#define MAX_FILES 100000
-#define MAX_DEPTH 16
 
 typedef struct src_file {
     char *rel;          /* path relative to the source directory */
@@ -49,58 +45,22 @@ static void list_free(file_list *l) {
     l->n = l->cap = 0;
 }
 
-static int list_add(file_list *l, const char *rel, ek_err *e) {
-    if (l->n == MAX_FILES) return ek_err_set(e, EK_ERR_INVALID_ARG, "more than %d files to import", MAX_FILES);
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? 2 * l->cap : 32;
-        src_file *v = realloc(l->v, cap * sizeof *v);
-        if (!v) return ek_err_set(e, EK_ERR_NOMEM, "out of memory listing files");
-        l->v = v;
-        l->cap = cap;
+/* The source's files (through the registry's one directory walker),
+ * sorted by relative path. */
+static int list_source(const char *src, file_list *l, ek_err *e) {
+    char **paths = NULL;
+    size_t n = 0;
+    int rc = reg_walk_files(src, REG_WALK_NO_CONTROL, &paths, &n, e);
+    if (rc) return rc;
+    l->v = n ? calloc(n, sizeof *l->v) : NULL;
+    if (n && !l->v) {
+        reg_free_paths(paths, n);
+        return ek_err_set(e, EK_ERR_NOMEM, "out of memory listing files");
     }
-    src_file *f = &l->v[l->n];
-    memset(f, 0, sizeof *f);
-    f->rel = strdup(rel);
-    if (!f->rel) return ek_err_set(e, EK_ERR_NOMEM, "out of memory listing files");
-    l->n++;
+    for (size_t i = 0; i < n; i++) l->v[i].rel = paths[i]; /* ownership moves */
+    l->n = l->cap = n;
+    free(paths);
     return EK_OK;
-}
-
-/* Collects the regular files under root/rel (symlinks followed, as in a
- * Hugging Face snapshot, whose files link into its blob cache). */
-static int walk(const char *root, const char *rel, int depth, file_list *l, ek_err *e) {
-    char dir[4096];
-    if (reg_path(dir, sizeof dir, e, "%s%s%s", root, *rel ? "/" : "", rel)) return e->status;
-    if (depth > MAX_DEPTH) return ek_err_set(e, EK_ERR_INVALID_ARG, "%s: nested too deep", dir);
-    DIR *d = opendir(dir);
-    if (!d) return ek_err_set(e, EK_ERR_IO, "%s: cannot read directory: %s", dir, strerror(errno));
-    int rc = EK_OK;
-    struct dirent *de;
-    while (!rc && (de = readdir(d))) {
-        const char *n = de->d_name;
-        if (!strcmp(n, ".") || !strcmp(n, "..")) continue;
-        for (const unsigned char *c = (const unsigned char *)n; *c && !rc; c++)
-            if (*c < 0x20 || *c == 0x7f)
-                rc = ek_err_set(e, EK_ERR_INVALID_ARG, "%s: a file name has control character 0x%02x",
-                                dir, *c);
-        char sub[4096], full[4096];
-        if (rc || reg_path(sub, sizeof sub, e, "%s%s%s", rel, *rel ? "/" : "", n) ||
-            reg_path(full, sizeof full, e, "%s/%s", root, sub)) {
-            rc = rc ? rc : e->status;
-            break;
-        }
-        struct stat sb;
-        if (stat(full, &sb) != 0) rc = ek_err_set(e, EK_ERR_IO, "%s: %s", full, strerror(errno));
-        else if (S_ISDIR(sb.st_mode)) rc = walk(root, sub, depth + 1, l, e);
-        else if (S_ISREG(sb.st_mode)) rc = list_add(l, sub, e);
-        else rc = ek_err_set(e, EK_ERR_INVALID_ARG, "%s: not a regular file or directory", full);
-    }
-    closedir(d);
-    return rc;
-}
-
-static int cmp_rel(const void *a, const void *b) {
-    return strcmp(((const src_file *)a)->rel, ((const src_file *)b)->rel);
 }
 
 /* Step 1: the PENDING row, under the import lock.  Decides the version
@@ -466,12 +426,11 @@ int reg_import(struct ek_registry *r, const char *dir, const char *name, const e
     char src[4096];
     if (!realpath(dir, src)) return ek_err_set(e, EK_ERR_IO, "%s: %s", dir, strerror(errno));
     file_list l = {0};
-    if ((rc = walk(src, "", 0, &l, e))) goto out_list;
+    if ((rc = list_source(src, &l, e))) goto out_list;
     if (l.n == 0) {
         rc = ek_err_set(e, EK_ERR_INVALID_ARG, "%s: no files to import", src);
         goto out_list;
     }
-    qsort(l.v, l.n, sizeof *l.v, cmp_rel);
     if (x && (rc = check_expected_set(&l, src, x, e))) goto out_list;
 
     int64_t version = o.version, vid = 0;

@@ -318,7 +318,9 @@ static int plist_add(plist *l, const char *p, ek_err *e) {
     return EK_OK;
 }
 
-static int walk(const char *root, const char *rel, int depth, plist *l, ek_err *e) {
+/* Collects the regular files under root/rel (symlinks followed, as in a
+ * Hugging Face snapshot, whose files link into its blob cache). */
+static int walk(const char *root, const char *rel, int depth, unsigned flags, plist *l, ek_err *e) {
     char dir[4096];
     if (reg_path(dir, sizeof dir, e, "%s%s%s", root, *rel ? "/" : "", rel)) return e->status;
     if (depth > MAX_DEPTH) return ek_err_set(e, EK_ERR_INVALID_ARG, "%s: nested too deep", dir);
@@ -329,16 +331,22 @@ static int walk(const char *root, const char *rel, int depth, plist *l, ek_err *
     while (!rc && (de = readdir(d))) {
         const char *n = de->d_name;
         if (!strcmp(n, ".") || !strcmp(n, "..")) continue;
-        if (!*rel && (!strcmp(n, REG_MANIFEST) || !strcmp(n, REG_MINISIG))) continue;
+        if ((flags & REG_WALK_SKIP_MANIFEST) && !*rel && (!strcmp(n, REG_MANIFEST) || !strcmp(n, REG_MINISIG)))
+            continue;
+        if (flags & REG_WALK_NO_CONTROL)
+            for (const unsigned char *c = (const unsigned char *)n; *c && !rc; c++)
+                if (*c < 0x20 || *c == 0x7f)
+                    rc = ek_err_set(e, EK_ERR_INVALID_ARG, "%s: a file name has control character 0x%02x",
+                                    dir, *c);
         char sub[4096], full[4096];
-        if (reg_path(sub, sizeof sub, e, "%s%s%s", rel, *rel ? "/" : "", n) ||
+        if (rc || reg_path(sub, sizeof sub, e, "%s%s%s", rel, *rel ? "/" : "", n) ||
             reg_path(full, sizeof full, e, "%s/%s", root, sub)) {
-            rc = e->status;
+            rc = rc ? rc : e->status;
             break;
         }
         struct stat sb;
         if (stat(full, &sb) != 0) rc = ek_err_set(e, EK_ERR_IO, "%s: %s", full, strerror(errno));
-        else if (S_ISDIR(sb.st_mode)) rc = walk(root, sub, depth + 1, l, e);
+        else if (S_ISDIR(sb.st_mode)) rc = walk(root, sub, depth + 1, flags, l, e);
         else if (S_ISREG(sb.st_mode)) rc = plist_add(l, sub, e);
         else rc = ek_err_set(e, EK_ERR_INVALID_ARG, "%s: not a regular file or directory", full);
     }
@@ -354,8 +362,14 @@ void reg_free_paths(char **paths, size_t n) {
 }
 
 int reg_list_files(const char *dir, char ***paths, size_t *n, ek_err *e) {
+    return reg_walk_files(dir, REG_WALK_SKIP_MANIFEST, paths, n, e);
+}
+
+int reg_walk_files(const char *dir, unsigned flags, char ***paths, size_t *n, ek_err *e) {
     plist l = {0};
-    int rc = walk(dir, "", 0, &l, e);
+    *paths = NULL;
+    *n = 0;
+    int rc = walk(dir, "", 0, flags, &l, e);
     if (rc) {
         reg_free_paths(l.v, l.n);
         return rc;

@@ -48,6 +48,15 @@ int reg_manifest_path_ok(const char *path, const char *what, ek_err *e);
 /* Every regular file under dir (symlinks followed), relative paths sorted,
  * without the top-level manifest.json and manifest.json.minisig. */
 int reg_list_files(const char *dir, char ***paths, size_t *n, ek_err *e);
+/* The one directory walker of the registry: sorted relative paths of the
+ * regular files under dir (symlinks followed, at most 16 levels, 100000
+ * files).  reg_list_files is REG_WALK_SKIP_MANIFEST; imports add
+ * REG_WALK_NO_CONTROL. */
+enum {
+    REG_WALK_SKIP_MANIFEST = 1, /* leave out manifest.json(.minisig) at the top */
+    REG_WALK_NO_CONTROL = 2     /* refuse names with control characters */
+};
+int reg_walk_files(const char *dir, unsigned flags, char ***paths, size_t *n, ek_err *e);
 void reg_free_paths(char **paths, size_t n);
 /* Index of path in m->files, or -1. */
 long reg_manifest_find(const reg_manifest *m, const char *path);
