@@ -1,6 +1,6 @@
 /* gpu/embed_gpu.c — ek_gpu_embed: ek_embed with the encoder and pooling on
- * an OpenCL device.  Tokenization is the public ek_tokenize (so prompts,
- * truncation and max_length mean exactly what they mean for ek_embed);
+ * an OpenCL device.  Tokenization is ek_embed's own (runtime/tokenized.h,
+ * so prompts, truncation and max_length mean exactly the same);
  * inputs are ordered longest first and pooled on the device in batches
  * (gpu/encoder.c), then the head after Pooling (Dense, Normalize,
  * Matryoshka truncation) runs on the host with the ops/ functions the CPU
@@ -13,108 +13,7 @@
 #include "model/model.h"
 #include "ops/ops.h"
 #include "runtime/ctx.h"
-
-typedef struct toks {
-    int32_t *ids, *types;
-    size_t *start;
-    int *order;
-    size_t cap;
-} toks;
-
-static void toks_free(toks *t) {
-    free(t->ids), free(t->types), free(t->start), free(t->order);
-}
-
-/* Stable longest-first order (merge sort: n can be large). */
-static void sort_len(int *o, int *tmp, size_t n, const size_t *st) {
-    if (n < 2) return;
-    size_t h = n / 2, i = 0, j = h, k = 0;
-    sort_len(o, tmp, h, st);
-    sort_len(o + h, tmp, n - h, st);
-    while (i < h && j < n) {
-        size_t li = st[o[i] + 1] - st[o[i]], lj = st[o[j] + 1] - st[o[j]];
-        tmp[k++] = lj > li ? o[j++] : o[i++];
-    }
-    while (i < h) tmp[k++] = o[i++];
-    while (j < n) tmp[k++] = o[j++];
-    memcpy(o, tmp, sizeof *o * n);
-}
-
-static int tokenize(ek_ctx *ctx, const ek_model *m, const char *const *texts, const size_t *lens, size_t n,
-                    const ek_embed_options *o, toks *t, int *prompt_tokens) {
-    ek_tokenize_options to = {o->max_length, o->truncate};
-    ek_encoding enc;
-    memset(&enc, 0, sizeof enc);
-    memset(t, 0, sizeof *t);
-    size_t plen = o->prompt ? strlen(o->prompt) : 0;
-    char *buf = NULL;
-    int rc = EK_OK;
-    *prompt_tokens = 0;
-    if (plen) {
-        ek_tokenize_options pt = {o->max_length, EK_TRUNCATE_RIGHT};
-        if ((rc = ek_tokenize(ctx, m, o->prompt, plen, NULL, 0, &pt, &enc))) goto done;
-        *prompt_tokens = enc.n > 0 ? (int)enc.n - 1 : 0; /* without [SEP], as ek_embed */
-    }
-    t->start = malloc(sizeof *t->start * (n + 1));
-    t->order = malloc(sizeof *t->order * (n ? n : 1));
-    if (!t->start || !t->order) {
-        rc = ek_err_set(&ctx->err, EK_ERR_NOMEM, "out of memory");
-        goto done;
-    }
-    t->start[0] = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (!texts[i]) {
-            rc = ek_err_set(&ctx->err, EK_ERR_INVALID_ARG, "input %zu: NULL text", i + o->index_base);
-            goto done;
-        }
-        size_t len = lens ? lens[i] : strlen(texts[i]);
-        const char *s = texts[i];
-        if (plen) {
-            free(buf);
-            buf = malloc(plen + len + 1);
-            if (!buf) {
-                rc = ek_err_set(&ctx->err, EK_ERR_NOMEM, "out of memory");
-                goto done;
-            }
-            memcpy(buf, o->prompt, plen);
-            memcpy(buf + plen, texts[i], len);
-            s = buf;
-            len += plen;
-        }
-        if ((rc = ek_tokenize(ctx, m, s, len, NULL, 0, &to, &enc))) {
-            ek_err_prefix(&ctx->err, "input %zu", i + o->index_base);
-            goto done;
-        }
-        size_t at = t->start[i];
-        if (at + enc.n > t->cap) {
-            size_t nc = (at + enc.n) * 2 + 1024;
-            int32_t *a = realloc(t->ids, sizeof *a * nc);
-            if (a) t->ids = a;
-            int32_t *b = realloc(t->types, sizeof *b * nc);
-            if (b) t->types = b;
-            if (!a || !b) {
-                rc = ek_err_set(&ctx->err, EK_ERR_NOMEM, "out of memory");
-                goto done;
-            }
-            t->cap = nc;
-        }
-        memcpy(t->ids + at, enc.ids, sizeof(int32_t) * enc.n);
-        memcpy(t->types + at, enc.type_ids, sizeof(int32_t) * enc.n);
-        t->start[i + 1] = at + enc.n;
-        t->order[i] = (int)i;
-    }
-    int *tmp = malloc(sizeof *tmp * (n ? n : 1));
-    if (!tmp) {
-        rc = ek_err_set(&ctx->err, EK_ERR_NOMEM, "out of memory");
-        goto done;
-    }
-    sort_len(t->order, tmp, n, t->start);
-    free(tmp);
-done:
-    free(buf);
-    ek_encoding_free(&enc);
-    return rc;
-}
+#include "runtime/tokenized.h"
 
 ek_status ek_gpu_embed(ek_ctx *ctx, ek_gpu *g, const ek_model *m, const char *const *texts, const size_t *lens,
                        size_t n, const ek_embed_options *opts, float *out, int32_t *token_counts) {
@@ -131,13 +30,11 @@ ek_status ek_gpu_embed(ek_ctx *ctx, ek_gpu *g, const ek_model *m, const char *co
      * validates them without doing work. */
     int rc = ek_embed(ctx, m, texts, lens, 0, opts, out, NULL);
     if (rc || n == 0) return (ek_status)rc;
-    toks t;
+    /* Tokenized exactly as ek_embed does, into the context's buffers. */
+    ek_tokenized t;
     int prompt_tokens = 0;
-    rc = tokenize(ctx, m, texts, lens, n, opts, &t, &prompt_tokens);
-    if (rc) {
-        toks_free(&t);
-        return (ek_status)rc;
-    }
+    rc = ek_tokenize_inputs(ctx, m, texts, lens, n, opts, &t, &prompt_tokens, &ctx->err);
+    if (rc) return (ek_status)rc;
     ek_gpu_pool_req req;
     memset(&req, 0, sizeof req);
     if (opts->pooling >= 0) {
@@ -171,7 +68,6 @@ ek_status ek_gpu_embed(ek_ctx *ctx, ek_gpu *g, const ek_model *m, const char *co
     }
     free(pooled);
     free(ta);
-    toks_free(&t);
     return (ek_status)rc;
 }
 

@@ -16,6 +16,7 @@
 #include "model/model.h"
 #include "ops/ops.h"
 #include "runtime/ctx.h"
+#include "runtime/tokenized.h"
 
 void ek_embed_options_init(ek_embed_options *o) {
     memset(o, 0, sizeof *o);
@@ -92,14 +93,7 @@ ek_status ek_tokenize(ek_ctx *ctx, const ek_model *m, const char *text, size_t l
                                             ek_ctx_tok_work(ctx), &ctx->err);
 }
 
-/* All inputs of one call, tokenized back to back.  The arrays are the
- * ek_ctx's (see ctx.h), or for ek_embed_ids the caller's ids. */
-typedef struct tokenized {
-    const int32_t *ids;
-    const int32_t *types; /* NULL: all 0 */
-    size_t *start;   /* [n + 1] */
-    int *order;      /* input indices sorted by length, longest first */
-} tokenized;
+typedef ek_tokenized tokenized;
 
 /* start [n + 1], order [n] and the sort's scratch [n] in ctx->tk_index. */
 static int index_arrays(ek_ctx *ctx, size_t n, tokenized *tk, int **tmp) {
@@ -128,8 +122,8 @@ static void sort_by_length(int *order, int *tmp, int n, const size_t *start) {
     memcpy(order, tmp, sizeof *order * (size_t)n);
 }
 
-static int tokenize_all(ek_ctx *ctx, const ek_model *m, const char *const *texts, const size_t *lens, size_t n,
-                        const ek_embed_options *o, tokenized *tk, int *prompt_tokens, ek_err *e) {
+int ek_tokenize_inputs(ek_ctx *ctx, const ek_model *m, const char *const *texts, const size_t *lens, size_t n,
+                       const ek_embed_options *o, tokenized *tk, int *prompt_tokens, ek_err *e) {
     memset(tk, 0, sizeof *tk);
     ek_tok_opts t = tok_opts(m, o->max_length, o->truncate);
     ek_encoding *enc = &ctx->enc;
@@ -322,7 +316,7 @@ ek_status ek_embed(ek_ctx *ctx, const ek_model *m, const char *const *texts, con
     if (n > (size_t)INT32_MAX) return (ek_status)ek_err_set(e, EK_ERR_INVALID_ARG, "ek_embed: too many inputs");
     tokenized tk;
     int prompt_tokens = 0;
-    rc = tokenize_all(ctx, m, texts, lens, n, opts, &tk, &prompt_tokens, e);
+    rc = ek_tokenize_inputs(ctx, m, texts, lens, n, opts, &tk, &prompt_tokens, e);
     if (!rc) rc = embed_tokenized(ctx, m, &tk, n, opts, prompt_tokens, out, token_counts);
     return (ek_status)rc;
 }
