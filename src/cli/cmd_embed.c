@@ -22,7 +22,7 @@ typedef struct common_opts {
 } common_opts;
 
 static const char *EMBED_HELP =
-    "usage: ek embed --model DIR [options] [TEXT...]\n"
+    "usage: ek embed --model DIR|NAME[@VERSION|@ALIAS] [options] [TEXT...]\n"
     "  With no TEXT, reads stdin: one text per line, or {\"text\": ...} per line.\n"
     "  --pooling MODE        cls|mean|max|mean_sqrt_len_tokens|weightedmean|lasttoken|attention\n"
     "                        (default: the model's 1_Pooling/config.json)\n"
@@ -42,7 +42,7 @@ static const char *EMBED_HELP =
     "                        npy: a float32 matrix on stdout\n";
 
 static const char *TOKENIZE_HELP =
-    "usage: ek tokenize --model DIR [--max-length N] [--truncate right|left|none]\n"
+    "usage: ek tokenize --model DIR|REF [--max-length N] [--truncate right|left|none]\n"
     "                   [--input text|jsonl] [TEXT...]\n"
     "  Prints {\"index\", \"ids\", \"tokens\", \"offsets\"} per input: the ids the model sees\n"
     "  (special tokens included, truncated, no padding); offsets in characters.\n";
