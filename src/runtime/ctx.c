@@ -145,7 +145,7 @@ ek_status ek_model_get_info(const ek_model *m, ek_model_info *o) {
     o->vocab_size = c->vocab;
     o->max_position_embeddings = c->max_pos;
     o->max_seq_length = m->max_seq_length;
-    o->embedding_dim = m->n_dense ? m->dense[m->n_dense - 1].out : m->pool_dim;
+    o->embedding_dim = ek_embed_dim(m, NULL); /* the model's own options */
     o->pooling_mask = m->pooling_mask;
     o->include_prompt = m->include_prompt;
     o->has_dense = m->n_dense > 0;

@@ -29,18 +29,12 @@ static unsigned pool_mask(const ek_model *m, const ek_embed_options *o) {
     return o->pooling >= 0 ? 1u << o->pooling : m->pooling_mask;
 }
 
-/* Dimension after pooling and the Dense modules (before Matryoshka). */
+/* Dimension after pooling and the Dense modules (before Matryoshka).  A
+ * pooling override pools one mode; with Dense modules check_opts has made
+ * sure that size is what the first Dense expects. */
 static int full_dim(const ek_model *m, const ek_embed_options *o) {
-    if (o->pooling >= 0 && m->n_dense) {
-        /* A pooling override changes the pooled size; Dense expects the
-         * model's own.  Only allowed when sizes agree (checked in ek_embed). */
-        return m->dense[m->n_dense - 1].out;
-    }
     if (m->n_dense) return m->dense[m->n_dense - 1].out;
-    int modes = 0;
-    unsigned mask = pool_mask(m, o);
-    for (int p = 0; p < EK_POOL_COUNT; p++) modes += (mask >> p) & 1;
-    return modes * m->w.cfg.hidden;
+    return (o->pooling >= 0 ? 1 : m->n_pool) * m->w.cfg.hidden;
 }
 
 int ek_embed_dim(const ek_model *m, const ek_embed_options *o) {
@@ -245,7 +239,6 @@ static int embed_tokenized(ek_ctx *ctx, const ek_model *m, tokenized *tkp, size_
     int maxdim = m->pool_dim > H ? m->pool_dim : H;
     for (int k = 0; k < m->n_dense; k++)
         if (m->dense[k].out > maxdim) maxdim = m->dense[k].out;
-    maxdim = maxdim * EK_POOL_COUNT;
     size_t fw = ek_bert_forward_scratch_size(&m->w.cfg, (int)max_tokens, max_len, threads);
     fw = (fw + 63) & ~(size_t)63;
     size_t hid = ((max_tokens * (size_t)H * sizeof(float)) + 63) & ~(size_t)63;
