@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "embedkit_pipeline.h"
 #include "embedkit_registry.h"
 #include "registry/sign.h"
 #include "support.h"
@@ -673,6 +674,86 @@ static void test_reverify_cli(void **state) {
     ts_rm_rf(home);
 }
 
+/* ---- registry.verify_on_load end to end, through the pipeline ---- */
+
+static ek_status run_load(ek_engine *en, ek_ctx *ctx, ek_cmd_type type, const char *name, const char *ref,
+                          char *msg, size_t cap) {
+    ek_cmd cmd;
+    ek_cmd_ctx cx;
+    ek_cmd_init(&cmd, type, name);
+    cmd.u.load.ref = ref;
+    ek_cmd_ctx_init(&cx, ctx);
+    ek_status st = ek_engine_execute(en, &cmd, &cx);
+    snprintf(msg, cap, "%s", st ? cx.message : "");
+    return st;
+}
+
+static void embed_one(ek_engine *en, ek_ctx *ctx, const char *model, float *out, size_t cap) {
+    const char *text = "verified on load";
+    ek_cmd cmd;
+    ek_cmd_ctx cx;
+    ek_cmd_embed_text(&cmd, model, text, strlen(text), out, cap);
+    ek_cmd_ctx_init(&cx, ctx);
+    if (ek_engine_execute(en, &cmd, &cx)) fail_msg("embed: %s", cx.message);
+}
+
+static ek_engine *engine_with(ek_ctx *ctx, const char *home, const char *verify) {
+    ek_config cfg;
+    ek_config_defaults(&cfg);
+    cfg.threads = 1;
+    cfg.cache_max_bytes = 0; /* every embed runs the model it names */
+    snprintf(cfg.registry_home, sizeof cfg.registry_home, "%s", home);
+    snprintf(cfg.registry_verify_on_load, sizeof cfg.registry_verify_on_load, "%s", verify);
+    ek_engine_options o = {.config = &cfg};
+    ek_engine *en;
+    if (ek_engine_new(ctx, &o, &en)) fail_msg("engine: %s", ek_ctx_last_error(ctx));
+    return en;
+}
+
+/* The pipeline key registry.verify_on_load reaches LOAD and SWAP: with
+ * "signed", a version whose signed manifest was edited after install is
+ * refused by both, naming the check that failed, and the model already
+ * loaded under that name keeps serving; with "off" the same version loads;
+ * once repaired, the swap goes through. */
+static void test_pipeline_verify_on_load(void **state) {
+    (void)state;
+    reg_env v;
+    env_open(&v);
+    trust(&v, "alice.pub", NULL);
+    ek_pull_options o = {.no_canaries = 1};
+    ek_pull_result res;
+    if (ek_registry_pull(v.ctx, v.reg, publish("pl1", "tiny", 1, "alice"), &o, &res) ||
+        ek_registry_pull(v.ctx, v.reg, publish("pl2", "tiny", 2, "alice"), &o, &res))
+        fail_msg("%s", ek_ctx_last_error(v.ctx));
+    ek_engine *en = engine_with(v.ctx, v.home, "signed");
+    char msg[1024];
+    if (run_load(en, v.ctx, EK_CMD_LOAD_MODEL, "m", "tiny@1", msg, sizeof msg)) fail_msg("load: %s", msg);
+    float before[1024] = {0}, after[1024] = {0};
+    embed_one(en, v.ctx, "m", before, 1024);
+
+    char path[4096];
+    snprintf(path, sizeof path, "%s/models/tiny/2/manifest.json", v.home);
+    size_t len;
+    char *orig = tamper(path, "\"version\": 2", "\"version\": 7", &len);
+    assert_int_equal(run_load(en, v.ctx, EK_CMD_SWAP_MODEL, "m", "tiny@2", msg, sizeof msg), EK_ERR_FORMAT);
+    assert_non_null(strstr(msg, "EK_VERIFY_BAD_SIGNATURE"));
+    assert_non_null(strstr(msg, "manifest.json"));
+    assert_int_not_equal(run_load(en, v.ctx, EK_CMD_LOAD_MODEL, "m2", "tiny@2", msg, sizeof msg), EK_OK);
+    assert_non_null(strstr(msg, "EK_VERIFY_BAD_SIGNATURE"));
+    embed_one(en, v.ctx, "m", after, 1024); /* still tiny@1 */
+    assert_memory_equal(before, after, sizeof before);
+
+    /* The same engine configuration with the check off loads it. */
+    ek_engine *off = engine_with(v.ctx, v.home, "off");
+    if (run_load(off, v.ctx, EK_CMD_LOAD_MODEL, "m", "tiny@2", msg, sizeof msg)) fail_msg("off: %s", msg);
+    ek_engine_free(off);
+
+    untamper(path, orig, len);
+    if (run_load(en, v.ctx, EK_CMD_SWAP_MODEL, "m", "tiny@2", msg, sizeof msg)) fail_msg("swap: %s", msg);
+    ek_engine_free(en);
+    env_close(&v);
+}
+
 static int setup(void **state) {
     (void)state;
     snprintf(g_dir, sizeof g_dir, "%s", ts_mkdtemp());
@@ -696,6 +777,7 @@ int main(void) {
         cmocka_unit_test(test_cli),
         cmocka_unit_test(test_reverify),
         cmocka_unit_test(test_reverify_cli),
+        cmocka_unit_test(test_pipeline_verify_on_load),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

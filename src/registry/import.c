@@ -66,12 +66,14 @@ static int list_source(const char *src, file_list *l, ek_err *e) {
 /* Step 1: the PENDING row, under the import lock.  Decides the version
  * number, refuses an existing one, and clears a FAILED attempt at it. */
 static int start(struct ek_registry *r, const char *name, const char *src, int64_t *version,
-                 int *lock_fd, const reg_import_extra *x, ek_err *e) {
+                 int *lock_fd, const reg_import_extra *x, int64_t *prev_high, int *model_new, ek_err *e) {
     int rc = reg_begin(r, e);
     if (rc) return rc;
     sqlite3_stmt *st = NULL;
     int64_t mid = reg_model_id(r, name, e);
     if (mid < 0) goto fail;
+    *model_new = mid == 0;
+    *prev_high = 0;
     if (mid == 0) {
         if (reg_prepare(r, "INSERT INTO models(name, created_at) VALUES(?, ?)", &st, e)) goto fail;
         sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
@@ -146,6 +148,11 @@ static int start(struct ek_registry *r, const char *name, const char *src, int64
     st = NULL;
     if (s != SQLITE_DONE) { reg_sql_fail(r, e, s, "adding the PENDING version"); goto fail; }
     if (x && reg_provenance_insert(r, sqlite3_last_insert_rowid(r->db), x, e)) goto fail;
+    if (reg_prepare(r, "SELECT highest_version FROM models WHERE id = ?", &st, e)) goto fail;
+    sqlite3_bind_int64(st, 1, mid);
+    if (sqlite3_step(st) == SQLITE_ROW) *prev_high = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    st = NULL;
     if (reg_prepare(r, "UPDATE models SET highest_version = max(highest_version, ?) WHERE id = ?", &st, e))
         goto fail;
     sqlite3_bind_int64(st, 1, *version);
@@ -372,6 +379,60 @@ static void mark_failed(struct ek_registry *r, const char *name, int64_t version
     reg_commit(r, &tmp);
 }
 
+/* Undoes a failed pull's attempt (reg_import_extra.undo_on_failure): its
+ * version row goes (files, provenance and goldens with it), the highest
+ * version seen goes back to what it was unless another import raised it
+ * since, a model row this attempt created goes, and blobs that only this
+ * attempt referenced are removed.  All under the write lock, like gc, so no
+ * concurrent import can be about to reference a blob removed here.  Best
+ * effort: if it cannot run, the FAILED row is the fallback (recovery and gc
+ * clean up as after a crash). */
+static void undo_attempt(struct ek_registry *r, const char *name, int64_t version, int64_t vid, int64_t prev_high,
+                         int model_new, const file_list *l, const char *why) {
+    ek_err tmp;
+    if (reg_begin(r, &tmp)) {
+        mark_failed(r, name, version, vid, why);
+        return;
+    }
+    static const char *const sql[] = {
+        "DELETE FROM versions WHERE id = ?1",
+        "UPDATE models SET highest_version = ?2 WHERE name = ?3 AND highest_version = ?4",
+        "DELETE FROM models WHERE ?5 AND name = ?3 AND NOT EXISTS "
+        "(SELECT 1 FROM versions v WHERE v.model_id = models.id)"};
+    int ok = 1;
+    for (size_t i = 0; i < sizeof sql / sizeof *sql && ok; i++) {
+        sqlite3_stmt *st;
+        if (reg_prepare(r, sql[i], &st, &tmp)) { ok = 0; break; }
+        for (int k = 1; k <= sqlite3_bind_parameter_count(st); k++) {
+            const char *pn = sqlite3_bind_parameter_name(st, k);
+            int which = pn ? atoi(pn + 1) : 0;
+            if (which == 1) sqlite3_bind_int64(st, k, vid);
+            else if (which == 2) sqlite3_bind_int64(st, k, prev_high);
+            else if (which == 3) sqlite3_bind_text(st, k, name, -1, SQLITE_STATIC);
+            else if (which == 4) sqlite3_bind_int64(st, k, version);
+            else if (which == 5) sqlite3_bind_int(st, k, model_new);
+        }
+        ok = sqlite3_step(st) == SQLITE_DONE;
+        sqlite3_finalize(st);
+    }
+    if (!ok || reg_event(r, name, version, "pull-failed", why, &tmp)) {
+        reg_rollback(r);
+        mark_failed(r, name, version, vid, why);
+        return;
+    }
+    for (size_t i = 0; i < l->n; i++) {
+        sqlite3_stmt *st;
+        if (!l->v[i].sha[0]) continue; /* never copied */
+        if (reg_prepare(r, "SELECT 1 FROM files WHERE sha256 = ? LIMIT 1", &st, &tmp)) break;
+        sqlite3_bind_text(st, 1, l->v[i].sha, -1, SQLITE_STATIC);
+        int used = sqlite3_step(st) == SQLITE_ROW;
+        sqlite3_finalize(st);
+        char p[4400];
+        if (!used && !reg_path(p, sizeof p, NULL, "%s/blobs/sha256-%s", r->home, l->v[i].sha)) unlink(p);
+    }
+    reg_commit(r, &tmp);
+}
+
 /* A verified install (x != NULL) imports exactly the files it checked: the
  * directory must hold those paths and nothing else, and the bytes copied
  * into staging must hash to the same digests (the check is repeated on the
@@ -433,9 +494,10 @@ int reg_import(struct ek_registry *r, const char *dir, const char *name, const e
     }
     if (x && (rc = check_expected_set(&l, src, x, e))) goto out_list;
 
-    int64_t version = o.version, vid = 0;
-    int lock_fd = -1;
-    if ((rc = start(r, name, x && x->source ? x->source : src, &version, &lock_fd, x, e))) goto out_list;
+    int64_t version = o.version, vid = 0, prev_high = 0;
+    int lock_fd = -1, model_new = 0;
+    if ((rc = start(r, name, x && x->source ? x->source : src, &version, &lock_fd, x, &prev_high, &model_new, e)))
+        goto out_list;
     if (version_out) *version_out = version;
     char stage[4096], final[4096];
     float *vecs = NULL;
@@ -488,7 +550,8 @@ out:
     if (rc && !crashed && vid > 0) {
         /* A real error: record it and remove what this attempt made. */
         ek_err saved = *e;
-        mark_failed(r, name, version, vid, saved.msg);
+        if (x && x->undo_on_failure) undo_attempt(r, name, version, vid, prev_high, model_new, &l, saved.msg);
+        else mark_failed(r, name, version, vid, saved.msg);
         reg_rm_tree(final, NULL);
         reg_rm_tree(stage, NULL);
         *e = saved;

@@ -382,7 +382,7 @@ static int fetch_and_import(pull *p, ek_err *e, int *keep_stage) {
     if (!rc) {
         emit(p, "install", NULL);
         reg_import_extra x = {all, na, p->display, p->res->is_signed, p->res->key_id, p->res->trusted_comment,
-                              p->man_sha, p->origin, p->repo, p->revision};
+                              p->man_sha, p->origin, p->repo, p->revision, 1};
         ek_import_options io = {.version = p->m.version, .no_canaries = p->o.no_canaries, .hook = p->o.hook,
                                 .hook_arg = p->o.hook_arg};
         int64_t v;

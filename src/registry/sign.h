@@ -150,6 +150,11 @@ typedef struct reg_import_extra {
     const char *source;       /* recorded as the version's source */
     int is_signed;
     const char *key_id, *trusted_comment, *manifest_sha256, *origin, *repo, *revision;
+    /* A pull: an install that fails after its PENDING row (a full disk,
+     * canaries that do not load) is undone entirely (no FAILED row, the
+     * highest version seen restored, blobs only it referenced removed), so
+     * a refused pull leaves the registry as it found it. */
+    int undo_on_failure;
 } reg_import_extra;
 
 /* Inserts the provenance row of version row vid (inside the caller's
