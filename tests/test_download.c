@@ -15,6 +15,7 @@
 
 #include "embedkit_registry.h"
 #include "http_server.h"
+#include "reg_snapshot.h"
 #include "support.h"
 
 static char g_root[256];   /* what the server serves */
@@ -54,41 +55,6 @@ static const char *url(const char *sub) {
     char *p = buf[i++ & 3];
     snprintf(p, 512, "%s/%s", hs_url(g_srv), sub);
     return p;
-}
-
-/* Versions (status, size, aliases, highest seen), their files, and the
- * blob store and version trees on disk, as one string. */
-static char *snapshot(const char *home) {
-    ek_ctx *ctx;
-    ek_registry *reg;
-    if (ek_ctx_new(&ctx)) return NULL;
-    if (ek_registry_open(ctx, home, NULL, &reg)) fail_msg("%s", ek_ctx_last_error(ctx));
-    size_t cap = 1 << 20, n = 0;
-    char *s = malloc(cap);
-    ek_reg_version *v;
-    size_t nv;
-    assert_int_equal(ek_registry_list(ctx, reg, NULL, &v, &nv), EK_OK);
-    for (size_t i = 0; i < nv; i++) {
-        n += (size_t)snprintf(s + n, cap - n, "%s@%lld %s %llu [%s] %lld\n", v[i].name, (long long)v[i].version,
-                              v[i].status, (unsigned long long)v[i].total_bytes, v[i].aliases,
-                              (long long)v[i].highest_seen);
-        ek_reg_file *f;
-        size_t nf;
-        assert_int_equal(ek_registry_files(ctx, reg, v[i].name, v[i].version, &f, &nf), EK_OK);
-        for (size_t k = 0; k < nf; k++)
-            n += (size_t)snprintf(s + n, cap - n, "  %s %llu %s\n", f[k].path, (unsigned long long)f[k].size,
-                                  f[k].sha256);
-        free(f);
-    }
-    free(v);
-    ek_registry_close(reg);
-    ek_ctx_free(ctx);
-    char cmd[1024], *out = NULL;
-    snprintf(cmd, sizeof cmd, "cd '%s' && ls -la blobs | sed 1d; find models | sort", home);
-    ts_run(cmd, &out, NULL);
-    snprintf(s + n, cap - n, "%s", out ? out : "");
-    free(out);
-    return s;
 }
 
 typedef struct env {
@@ -132,7 +98,7 @@ static void pulled(env *v, const char *src, const ek_pull_options *o, ek_pull_re
 /* Refused with code; nothing changed; served_ref still resolves. */
 static void refused(env *v, const char *src, const ek_pull_options *o, ek_verify_code code, const char *needle,
                     const char *served_ref) {
-    char *before = snapshot(v->home);
+    char *before = ts_registry_snapshot(v->home);
     ek_pull_result res;
     ek_status st = ek_registry_pull(v->ctx, v->reg, src, o, &res);
     if (st == EK_OK) fail_msg("%s: installed %s@%lld (already %d), expected %s", src, res.name, (long long)res.version, res.already_installed, ek_verify_code_name(code));
@@ -141,7 +107,7 @@ static void refused(env *v, const char *src, const ek_pull_options *o, ek_verify
                  ek_verify_code_name(code));
     if (needle && !strstr(ek_ctx_last_error(v->ctx), needle))
         fail_msg("message \"%s\" lacks \"%s\"", ek_ctx_last_error(v->ctx), needle);
-    char *after = snapshot(v->home);
+    char *after = ts_registry_snapshot(v->home);
     assert_non_null(before);
     assert_string_equal(before, after);
     free(before);
@@ -187,10 +153,10 @@ static void test_pull_update_rollback(void **state) {
 
     /* A mirror replays the older signed release: refused. */
     publish("m", "tiny", 1, "alice", 0);
-    char *before = snapshot(v.home);
+    char *before = ts_registry_snapshot(v.home);
     assert_int_not_equal(ek_registry_update(v.ctx, v.reg, "tiny", &o, &res), EK_OK);
     assert_int_equal(res.code, EK_VERIFY_ROLLBACK);
-    char *after = snapshot(v.home);
+    char *after = ts_registry_snapshot(v.home);
     assert_string_equal(before, after);
     free(before);
     free(after);
@@ -394,11 +360,11 @@ static void test_disk_full(void **state) {
         /* A local write failure is not a verification refusal: the status
          * says EK_ERR_IO (the code stays EK_VERIFY_OK) and the message names
          * the file and "disk full". */
-        char *before = snapshot(v.home);
+        char *before = ts_registry_snapshot(v.home);
         assert_int_equal(ek_registry_pull(v.ctx, v.reg, url("f2"), &o, &res), EK_ERR_IO);
         assert_int_equal(res.code, EK_VERIFY_OK);
         assert_non_null(strstr(ek_ctx_last_error(v.ctx), "disk full"));
-        char *after = snapshot(v.home);
+        char *after = ts_registry_snapshot(v.home);
         assert_string_equal(before, after);
         free(before);
         free(after);
@@ -418,7 +384,7 @@ static void test_disk_full(void **state) {
         sh(cmd);
         assert_int_equal(ek_registry_alias(v.ctx, v.reg, "tiny", "production", 1), EK_OK);
     } else {
-        char *before = snapshot(v.home);
+        char *before = ts_registry_snapshot(v.home);
         pid_t pid = fork();
         assert_true(pid >= 0);
         if (pid == 0) {
@@ -436,7 +402,7 @@ static void test_disk_full(void **state) {
         waitpid(pid, &ws, 0);
         assert_true(WIFEXITED(ws));
         assert_int_equal(WEXITSTATUS(ws), 3);
-        char *after = snapshot(v.home);
+        char *after = ts_registry_snapshot(v.home);
         assert_string_equal(before, after);
         free(before);
         free(after);

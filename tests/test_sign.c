@@ -13,6 +13,7 @@
 #include "embedkit_pipeline.h"
 #include "embedkit_registry.h"
 #include "registry/sign.h"
+#include "reg_snapshot.h"
 #include "support.h"
 
 static char g_dir[256];   /* keys and published models */
@@ -211,42 +212,6 @@ static void test_minisign_compat(void **state) {
 
 /* ---- registry snapshots ---- */
 
-/* Versions, aliases, files and the blob store, as one string. */
-/* Versions (status, size, aliases, highest seen), their files, and the
- * blob store and version trees on disk, as one string. */
-static char *snapshot(const char *home) {
-    ek_ctx *ctx;
-    ek_registry *reg;
-    if (ek_ctx_new(&ctx)) return NULL;
-    if (ek_registry_open(ctx, home, NULL, &reg)) fail_msg("%s", ek_ctx_last_error(ctx));
-    size_t cap = 1 << 20, n = 0;
-    char *s = malloc(cap);
-    ek_reg_version *v;
-    size_t nv;
-    assert_int_equal(ek_registry_list(ctx, reg, NULL, &v, &nv), EK_OK);
-    for (size_t i = 0; i < nv; i++) {
-        n += (size_t)snprintf(s + n, cap - n, "%s@%lld %s %llu [%s] %lld\n", v[i].name, (long long)v[i].version,
-                              v[i].status, (unsigned long long)v[i].total_bytes, v[i].aliases,
-                              (long long)v[i].highest_seen);
-        ek_reg_file *f;
-        size_t nf;
-        assert_int_equal(ek_registry_files(ctx, reg, v[i].name, v[i].version, &f, &nf), EK_OK);
-        for (size_t k = 0; k < nf; k++)
-            n += (size_t)snprintf(s + n, cap - n, "  %s %llu %s\n", f[k].path, (unsigned long long)f[k].size,
-                                  f[k].sha256);
-        free(f);
-    }
-    free(v);
-    ek_registry_close(reg);
-    ek_ctx_free(ctx);
-    char cmd[1024], *out = NULL;
-    snprintf(cmd, sizeof cmd, "cd '%s' && ls -la blobs | sed 1d; find models | sort", home);
-    ts_run(cmd, &out, NULL);
-    snprintf(s + n, cap - n, "%s", out ? out : "");
-    free(out);
-    return s;
-}
-
 typedef struct reg_env {
     char home[256];
     ek_ctx *ctx;
@@ -274,7 +239,7 @@ static void trust(reg_env *v, const char *key, const char *model) {
 /* A pull that must be refused with code, changing nothing. */
 static void refused(reg_env *v, const char *src, const ek_pull_options *o, ek_verify_code code, const char *file,
                     const char *needle) {
-    char *before = snapshot(v->home);
+    char *before = ts_registry_snapshot(v->home);
     ek_pull_result res;
     ek_status st = ek_registry_pull(v->ctx, v->reg, src, o, &res);
     if (st == EK_OK) fail_msg("%s: installed, expected %s", src, ek_verify_code_name(code));
@@ -284,7 +249,7 @@ static void refused(reg_env *v, const char *src, const ek_pull_options *o, ek_ve
     if (file) assert_string_equal(res.file, file);
     if (needle && !strstr(ek_ctx_last_error(v->ctx), needle))
         fail_msg("message \"%s\" lacks \"%s\"", ek_ctx_last_error(v->ctx), needle);
-    char *after = snapshot(v->home);
+    char *after = ts_registry_snapshot(v->home);
     assert_non_null(before);
     assert_non_null(after);
     assert_string_equal(before, after);
