@@ -37,7 +37,7 @@ command -v clinfo >/dev/null 2>&1 && clinfo -l | tee "$OUT/clinfo.txt" || true
 # --- build ------------------------------------------------------------------
 say "building in $B"
 cmake -S "$SRC" -B "$B" -DCMAKE_BUILD_TYPE=Release >"$OUT/cmake.log" 2>&1
-cmake --build "$B" -j"$JOBS" --target ek ek-genmodel test_gpu >"$OUT/build.log" 2>&1 || {
+cmake --build "$B" -j"$JOBS" --target ek ek-genmodel test_gpu test_device >"$OUT/build.log" 2>&1 || {
   tail -30 "$OUT/build.log"; exit 1; }
 sh "$SRC/tools/make_test_models.sh" "$B/ek-genmodel" "$B/models" "$SRC" >"$OUT/models.log" 2>&1
 
@@ -45,6 +45,9 @@ sh "$SRC/tools/make_test_models.sh" "$B/ek-genmodel" "$B/models" "$SRC" >"$OUT/m
 say "GPU tests"
 export EK_SOURCE_DIR="$SRC" EK_MODELS="$B/models" EK_BIN="$B/ek"
 timeout 300 "$B/tests/test_gpu" 2>&1 | tee "$OUT/test_gpu.log"
+# Device choice (cpu / gpu / auto / opencl:P:D) through ek_embed; on a real GPU
+# the "gpu" and "auto" cases run on it.
+timeout 120 "$B/tests/test_device" 2>&1 | tee "$OUT/test_device.log"
 
 # --- benchmark ----------------------------------------------------------------
 # A GPU if there is one; otherwise any OpenCL device (numbers then say so).

@@ -56,6 +56,35 @@ const char *ek_ctx_last_error(const ek_ctx *ctx);
 ek_status ek_ctx_set_threads(ek_ctx *ctx, int threads);
 int ek_ctx_threads(const ek_ctx *ctx);
 
+/* Where ek_embed runs for this context (ek_embed_ids and ek_embed_tokens
+ * always run on the CPU):
+ *   "cpu"         the CPU (the default)
+ *   "gpu"         the first OpenCL device of type GPU; none is an error at
+ *                 the ek_embed that needs it
+ *   "opencl:P:D"  OpenCL platform P, device D (as clinfo -l numbers them),
+ *                 any type — PoCL's CPU device included
+ *   "auto"        a GPU device when one exists (CL_DEVICE_TYPE_GPU: never a
+ *                 CPU device) and the call has at least
+ *                 ek_ctx_set_gpu_min_tokens tokens, else the CPU; no OpenCL
+ *                 runtime at all is the CPU, never an error
+ * The spec is checked here (EK_ERR_INVALID_ARG naming it); the device is
+ * opened at the first ek_embed that uses it, kept by the context and closed
+ * by ek_ctx_free or the next ek_ctx_set_device naming another device.  On
+ * a device, results match the CPU's to ~1e-6 (not bitwise; docs/GPU.md),
+ * and a call that does not fit the device's memory runs on the CPU. */
+ek_status ek_ctx_set_device(ek_ctx *ctx, const char *spec);
+
+/* "auto"'s threshold: calls with fewer tokens (all inputs, special tokens
+ * included) stay on the CPU, where a small call finishes before a device
+ * round trip would.  0 restores the default (docs/GPU.md, "auto"). */
+#define EK_GPU_MIN_TOKENS_DEFAULT 512
+ek_status ek_ctx_set_gpu_min_tokens(ek_ctx *ctx, int tokens);
+
+/* Where the last ek_embed (or ek_gpu_embed) call with this context ran:
+ * "cpu" or "opencl:P:D" ("cpu" too when a device call fell back to the CPU
+ * under memory pressure); "" before the first call. */
+const char *ek_ctx_last_device(const ek_ctx *ctx);
+
 /* ---- model -------------------------------------------------------------- */
 
 typedef struct ek_model ek_model;
@@ -98,6 +127,21 @@ typedef enum ek_compute_dtype {
 
 typedef struct ek_load_options {
     ek_compute_dtype dtype;
+    /* Packed-weight cache: a directory (made when missing, one level) where
+     * the weights packed for dtype are kept in a file named by a digest of
+     * everything they depend on, mapped read-only: every model and process
+     * with the same weights then shares one copy in the page cache instead
+     * of packing its own.  A damaged or foreign file is repacked and
+     * rewritten; a directory that cannot be used falls back to private
+     * memory (ek_model_packed_cache_info says why).  NULL (the default):
+     * packed in private memory.  The registry and its pool use
+     * HOME/packed.  See docs/REGISTRY.md, "Memory". */
+    const char *packed_cache_dir;
+    /* Optional, with packed_cache_dir: a string identifying the content of
+     * the weight files (the registry passes their SHA-256s), used in the
+     * cache key instead of hashing the tensors at each load (BLAKE2b, about
+     * 60 ms per 50 MB).  It must change whenever those bytes do. */
+    const char *weights_digest;
 } ek_load_options;
 
 void ek_load_options_init(ek_load_options *opts);
@@ -223,6 +267,34 @@ ek_status ek_pool_weighted(ek_ctx *ctx, const float *hidden, int n_tokens,
 ek_status ek_embed_tokens(ek_ctx *ctx, const ek_model *model, const char *text,
                           size_t len, const ek_embed_options *opts, float *out,
                           size_t out_cap, int *n_tokens);
+
+/* ---- per-stage timings -------------------------------------------------- */
+
+/* Where the last ek_embed / ek_embed_ids call made with a context spent its
+ * time, in nanoseconds of CLOCK_MONOTONIC (measured without allocating):
+ *   tokenize_ns   tokenization (prompt included) and ordering by length
+ *   forward_ns    the encoder's forward passes
+ *   pool_ns       the pooling modes
+ *   normalize_ns  the modules after Pooling as the shared head runs them in
+ *                 one step: Normalize and Matryoshka truncation (and a Dense
+ *                 module, for the models that have one)
+ *   total_ns      the whole call; the stages never add up to more
+ * A failed call reports the stages that ran before the failure.  A call the
+ * CPU path did not run (n == 0, invalid options, another backend) reports
+ * zero stages.  Each call replaces the previous record. */
+typedef struct ek_stage_timings {
+    uint64_t tokenize_ns;
+    uint64_t forward_ns;
+    uint64_t pool_ns;
+    uint64_t normalize_ns;
+    uint64_t total_ns;
+    uint64_t inputs;        /* texts (or id sequences) of the call */
+    uint64_t tokens;        /* tokens through the forward pass */
+    uint64_t batches;       /* forward passes */
+} ek_stage_timings;
+
+/* Copies the record of the last embedding call into *out. */
+ek_status ek_ctx_last_timings(const ek_ctx *ctx, ek_stage_timings *out);
 
 #ifdef __cplusplus
 }

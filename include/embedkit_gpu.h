@@ -9,7 +9,11 @@
  * OpenCL is loaded at run time: on a machine without any OpenCL runtime
  * ek_gpu_list reports zero devices and ek_gpu_open returns
  * EK_ERR_UNSUPPORTED ("no OpenCL runtime ...") — a normal case, not a
- * failure of the program.  See docs/GPU.md. */
+ * failure of the program.  See docs/GPU.md.
+ *
+ * To run plain ek_embed on a device without holding an ek_gpu, set the
+ * context's device instead (ek_ctx_set_device in embedkit.h: "gpu",
+ * "opencl:P:D", or "auto" by call size). */
 #ifndef EMBEDKIT_GPU_H
 #define EMBEDKIT_GPU_H
 

@@ -1,7 +1,9 @@
 /* tests/test_forward.c — ek_bert_forward on small random BERTs built in
  * memory: against a naive double-precision reference computed per sequence,
  * batch invariance (a sequence alone vs. inside a batch of 64 mixed
- * lengths), and the input checks. */
+ * lengths), the input checks, and the graph's walk over a backend (the
+ * order of operations per row chunk, errors passed through, end always
+ * called). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +11,7 @@
 
 #include "support.h"
 
+#include "model/backend.h"
 #include "model/forward.h"
 
 static uint64_t rng_state = 0x2545F4914F6CDD1Dull;
@@ -323,12 +326,90 @@ static void test_errors(void **state) {
     free(hid), free(m.mem);
 }
 
+/* ---- the graph's walk (model/graph.c) on a recording backend ------------- */
+
+typedef struct rec_be {
+    ek_backend base;
+    int chunks, fail_at, n_ops, ended, end_rc;
+    char log[512];
+} rec_be;
+
+static int rec(rec_be *r, const char *op, ek_err *e) {
+    size_t at = strlen(r->log);
+    snprintf(r->log + at, sizeof r->log - at, "%s ", op);
+    return ++r->n_ops == r->fail_at ? ek_err_set(e, EK_ERR_INTERNAL, "injected") : EK_OK;
+}
+static int rec_begin(ek_backend *b, const ek_fwd_batch *fb, int want, ek_err *e) {
+    (void)fb;
+    return rec((rec_be *)b, want ? "begin+p" : "begin", e);
+}
+static int rec_embed(ek_backend *b, ek_err *e) { return rec((rec_be *)b, "emb", e); }
+static int rec_chunk(ek_backend *b, int i) { return i < ((rec_be *)b)->chunks; }
+static int rec_linear(ek_backend *b, int li, int which, int src, int dst, ek_out epi, ek_err *e) {
+    static const char *names[] = {"qkv", "ao", "fi", "fo"};
+    static const char *outs[] = {"", "+", "g"};
+    char op[32];
+    snprintf(op, sizeof op, "%d%s%d%d%s", li, names[which], src, dst, outs[epi]);
+    return rec((rec_be *)b, op, e);
+}
+static int rec_attention(ek_backend *b, int li, int want, ek_err *e) {
+    return rec((rec_be *)b, li == 0 ? (want ? "0att+p" : "0att") : (want ? "1att+p" : "1att"), e);
+}
+static int rec_layernorm(ek_backend *b, int li, int which, int slot, ek_err *e) {
+    char op[16];
+    snprintf(op, sizeof op, "%dln%d%d", li, which, slot);
+    return rec((rec_be *)b, op, e);
+}
+static int rec_end(ek_backend *b, int rc, float *h, float *a, ek_err *e) {
+    (void)h, (void)a, (void)e;
+    rec_be *r = (rec_be *)b;
+    r->ended++;
+    r->end_rc = rc;
+    return rc;
+}
+
+static void test_graph_walk(void **state) {
+    (void)state;
+    static const ek_backend_ops ops = {rec_begin, rec_embed, rec_chunk, rec_linear, rec_attention, rec_layernorm, rec_end};
+    ek_bert_weights w;
+    memset(&w, 0, sizeof w);
+    w.cfg.layers = 2;
+    int32_t st[2] = {0, 3};
+    ek_fwd_batch fb = {NULL, NULL, st, 1};
+    ek_err e;
+    rec_be r = {{&ops, &w}, 2, 0, 0, 0, 0, ""};
+    float attn[3];
+    assert_int_equal(ek_graph_run(&r.base, &fb, 1, NULL, attn, &e), EK_OK);
+    /* Per layer: QKV (X -> QKV) for every chunk, attention over all rows
+     * (the probabilities only in the last layer), then per chunk CTX -> X
+     * + residual, LayerNorm, X -> FFN with GELU, FFN -> X + residual,
+     * LayerNorm.  Slots: X 0, QKV 1, CTX 2, FFN 3. */
+    const char *want =
+        "begin+p emb 0qkv01 0qkv01 0att 0ao20+ 0ln00 0fi03g 0fo30+ 0ln10 0ao20+ 0ln00 0fi03g 0fo30+ 0ln10 "
+        "1qkv01 1qkv01 1att+p 1ao20+ 1ln00 1fi03g 1fo30+ 1ln10 1ao20+ 1ln00 1fi03g 1fo30+ 1ln10 ";
+    assert_string_equal(r.log, want);
+    assert_int_equal(r.ended, 1);
+    /* An op's error stops the walk, reaches end and comes back as is. */
+    for (int at = 2; at <= 8; at += 3) {
+        rec_be f = {{&ops, &w}, 2, at, 0, 0, 0, ""};
+        assert_int_equal(ek_graph_run(&f.base, &fb, 0, NULL, NULL, &e), EK_ERR_INTERNAL);
+        assert_int_equal(f.n_ops, at);
+        assert_int_equal(f.ended, 1);
+        assert_int_equal(f.end_rc, EK_ERR_INTERNAL);
+    }
+    /* A failed begin holds nothing: end is not called. */
+    rec_be f = {{&ops, &w}, 2, 1, 0, 0, 0, ""};
+    assert_int_equal(ek_graph_run(&f.base, &fb, 0, NULL, NULL, &e), EK_ERR_INTERNAL);
+    assert_int_equal(f.ended, 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_matches_reference),
         cmocka_unit_test(test_batch_invariance_small),
         cmocka_unit_test(test_batch_invariance_minilm),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_graph_walk),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

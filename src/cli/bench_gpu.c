@@ -2,7 +2,9 @@
  * the same work: the forward pass (ek_gpu_embed vs ek_embed) by batch size,
  * pooling + normalisation of token states, and cosine similarity 1 x N and
  * Q x N against a resident matrix.  Host<->device transfer times are
- * reported apart from the total (from ek_gpu_stats).  Public API only. */
+ * reported apart from the total (from ek_gpu_stats).  The forward rows
+ * also give the call size (tokens) from which the device wins: what the
+ * "auto" device's threshold should be on this machine.  Public API only. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -161,6 +163,7 @@ int ek_bench_gpu(int argc, char **argv) {
     ek_gpu *g = NULL;
     char **texts = NULL;
     float *a = NULL, *b = NULL, *x = NULL, *q = NULL, *sc = NULL;
+    int32_t *tc = NULL;
     int ntexts = 0, rc = 1, first = 1;
     if (ek_ctx_new(&ctx)) return cli_fail("bench gpu", "out of memory");
     ek_gpu_options go;
@@ -194,15 +197,44 @@ int ek_bench_gpu(int argc, char **argv) {
     a = malloc(sizeof *a * (size_t)ntexts * dim);
     b = malloc(sizeof *b * (size_t)ntexts * dim);
     if (!texts || !a || !b) goto fail;
+    /* The "auto" device's threshold (ek_ctx_set_gpu_min_tokens) is the
+     * call size in tokens from which the device wins: the smallest batch
+     * measured here that the device runs faster, with every larger batch
+     * too.  Reported beside EK_GPU_MIN_TOKENS_DEFAULT to check the default
+     * against a real device. */
+    long fwd_tokens[8] = {0}, crossover = -1;
+    double fwd_speedup[8] = {0};
+    tc = malloc(sizeof *tc * (size_t)ntexts);
+    if (!tc) goto fail;
     for (int i = 0; i < o->n_batches; i++) {
         int n = o->batches[i];
         row r = {"forward+pool", n, 0, 0, 0, 0};
         const char *const *tx = (const char *const *)texts;
-        if (ek_gpu_embed(ctx, g, m, tx, NULL, (size_t)n, NULL, b, NULL)) goto fail; /* warm-up: weights resident */
+        if (ek_gpu_embed(ctx, g, m, tx, NULL, (size_t)n, NULL, b, tc)) goto fail; /* warm-up: weights resident */
+        for (int k = 0; k < n; k++) fwd_tokens[i] += tc[k];
         TIME_CPU(r, ek_embed(ctx, m, tx, NULL, (size_t)n, NULL, a, NULL));
         TIME_GPU(r, g, ek_gpu_embed(ctx, g, m, tx, NULL, (size_t)n, NULL, b, NULL));
+        fwd_speedup[i] = r.cpu_ms / r.gpu_ms;
         emit(o, &r, first), first = 0;
     }
+    for (int i = 0; i < o->n_batches; i++) {
+        int wins_above = 1;
+        for (int k = 0; k < o->n_batches; k++)
+            if (fwd_tokens[k] >= fwd_tokens[i] && !(fwd_speedup[k] > 1.0)) wins_above = 0;
+        if (wins_above && (crossover < 0 || fwd_tokens[i] < crossover)) crossover = fwd_tokens[i];
+    }
+    if (o->json && crossover >= 0)
+        printf(",\n    {\"op\": \"auto crossover\", \"tokens\": %ld, \"default_min_tokens\": %d}", crossover,
+               EK_GPU_MIN_TOKENS_DEFAULT);
+    else if (o->json)
+        printf(",\n    {\"op\": \"auto crossover\", \"tokens\": null, \"default_min_tokens\": %d}",
+               EK_GPU_MIN_TOKENS_DEFAULT);
+    else if (crossover >= 0)
+        printf("%-22s %9ld  tokens per call from which the device wins (auto's default threshold: %d)\n",
+               "auto crossover", crossover, EK_GPU_MIN_TOKENS_DEFAULT);
+    else
+        printf("%-22s %9s  the device was faster at no measured size (auto's default threshold: %d)\n",
+               "auto crossover", "none", EK_GPU_MIN_TOKENS_DEFAULT);
 
     /* pooling + normalisation of token states: 256 sequences of 128 tokens */
     {
@@ -281,7 +313,7 @@ fail:
     rc = cli_fail("bench gpu", "%s", ek_ctx_last_error(ctx));
 done:
     for (int i = 0; texts && i < ntexts; i++) free(texts[i]);
-    free(texts), free(a), free(b), free(x), free(q), free(sc);
+    free(texts), free(a), free(b), free(x), free(q), free(sc), free(tc);
     ek_gpu_close(g);
     ek_model_free(m);
     ek_ctx_free(ctx);

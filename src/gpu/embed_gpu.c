@@ -13,6 +13,7 @@
 #include "model/model.h"
 #include "ops/ops.h"
 #include "runtime/ctx.h"
+#include "runtime/device.h"
 #include "runtime/tokenized.h"
 
 ek_status ek_gpu_embed(ek_ctx *ctx, ek_gpu *g, const ek_model *m, const char *const *texts, const size_t *lens,
@@ -35,6 +36,14 @@ ek_status ek_gpu_embed(ek_ctx *ctx, ek_gpu *g, const ek_model *m, const char *co
     int prompt_tokens = 0;
     rc = ek_tokenize_inputs(ctx, m, texts, lens, n, opts, &t, &prompt_tokens, &ctx->err);
     if (rc) return (ek_status)rc;
+    return (ek_status)ek_gpu_embed_tokenized(ctx, g, m, texts, lens, n, opts, &t, prompt_tokens, out, token_counts);
+}
+
+int ek_gpu_embed_tokenized(ek_ctx *ctx, ek_gpu *g, const ek_model *m, const char *const *texts, const size_t *lens,
+                           size_t n, const ek_embed_options *opts, const ek_tokenized *tp, int prompt_tokens,
+                           float *out, int32_t *token_counts) {
+    const ek_tokenized t = *tp;
+    int rc = EK_OK;
     ek_gpu_pool_req req;
     memset(&req, 0, sizeof req);
     if (opts->pooling >= 0) {
@@ -54,10 +63,11 @@ ek_status ek_gpu_embed(ek_ctx *ctx, ek_gpu *g, const ek_model *m, const char *co
     } else {
         int bs = opts->batch_size > 0 ? opts->batch_size : 32;
         int budget = opts->max_batch_tokens > 0 ? opts->max_batch_tokens : 8192;
+        ek_device_ran_on(ctx, g->dev.platform, g->dev.device);
         rc = ek_gpu_pool_inputs(g, &m->w, t.ids, t.types, t.start, t.order, n, bs, budget, &req, pooled, &ctx->err);
         if (rc == EK_GPU_PRESSURE) {
             g->st.cpu_fallbacks++;
-            rc = ek_embed(ctx, m, texts, lens, n, opts, out, token_counts);
+            rc = ek_embed_on_cpu(ctx, m, texts, lens, n, opts, out, token_counts);
         } else if (rc == EK_OK) {
             for (size_t i = 0; i < n; i++) {
                 memcpy(ta, pooled + i * (size_t)P, sizeof(float) * (size_t)P);
@@ -68,7 +78,7 @@ ek_status ek_gpu_embed(ek_ctx *ctx, ek_gpu *g, const ek_model *m, const char *co
     }
     free(pooled);
     free(ta);
-    return (ek_status)rc;
+    return rc;
 }
 
 static void pool_cpu(const float *hidden, const int32_t *lens, size_t n, int dim, int mode, const float *w,

@@ -1,7 +1,9 @@
 /* gpu/encoder.c — the BERT encoder, pooling and normalisation on an OpenCL
- * device, over the same packed batches as model/forward.c (sequences back
- * to back, no padding; attention bounded by each sequence), so a row's
- * result never depends on its batch neighbours here either.
+ * device: the OpenCL backend of the graph (model/backend.h; the layers
+ * themselves are model/graph.c's, shared with the CPU), then pooling on
+ * the device.  Same packed batches as model/forward.c (sequences back to
+ * back, no padding; attention bounded by each sequence), so a row's result
+ * never depends on its batch neighbours here either.
  *
  * Weights become resident buffers keyed by their host pointers: uploaded
  * on first use, kept across calls, evicted least recently used when the
@@ -12,6 +14,7 @@
 
 #include "gpu/gpu.h"
 #include "model/bert.h"
+#include "model/backend.h"
 #include "model/forward.h"
 
 enum { MAX_BUFS = 128 };
@@ -55,47 +58,33 @@ static int weight(ek_gpu *g, held *h, const float *p, size_t n, cl_mem *out, ek_
 }
 
 typedef struct layer_bufs {
-    cl_mem qkv_w, qkv_b, ao_w, ao_b, ln1_g, ln1_b, fi_w, fi_b, fo_w, fo_b, ln2_g, ln2_b;
+    cl_mem lin_w[4], lin_b[4]; /* by EK_OP_QKV.. */
+    cl_mem ln_g[2], ln_b[2];   /* by EK_OP_LN_ATTN.. */
 } layer_bufs;
 
-static int layer_weights(ek_gpu *g, held *h, const ek_bert_layer *L, int H, int I, layer_bufs *o, ek_err *e) {
-    size_t h3 = 3 * (size_t)H;
-    int rc = weight(g, h, L->qkv.w, h3 * H, &o->qkv_w, e);
-    if (!rc) rc = weight(g, h, L->qkv.b, h3, &o->qkv_b, e);
-    if (!rc) rc = weight(g, h, L->attn_out.w, (size_t)H * H, &o->ao_w, e);
-    if (!rc) rc = weight(g, h, L->attn_out.b, (size_t)H, &o->ao_b, e);
-    if (!rc) rc = weight(g, h, L->ln_attn.gamma, (size_t)H, &o->ln1_g, e);
-    if (!rc) rc = weight(g, h, L->ln_attn.beta, (size_t)H, &o->ln1_b, e);
-    if (!rc) rc = weight(g, h, L->ffn_in.w, (size_t)I * H, &o->fi_w, e);
-    if (!rc) rc = weight(g, h, L->ffn_in.b, (size_t)I, &o->fi_b, e);
-    if (!rc) rc = weight(g, h, L->ffn_out.w, (size_t)H * I, &o->fo_w, e);
-    if (!rc) rc = weight(g, h, L->ffn_out.b, (size_t)H, &o->fo_b, e);
-    if (!rc) rc = weight(g, h, L->ln_ffn.gamma, (size_t)H, &o->ln2_g, e);
-    if (!rc) rc = weight(g, h, L->ln_ffn.beta, (size_t)H, &o->ln2_b, e);
-    return rc;
+/* Output and input width of a layer's linear `which` (EK_OP_QKV..). */
+static void lin_shape(const ek_bert_config *c, int which, int *N, int *K) {
+    const int H = c->hidden, I = c->intermediate;
+    *N = which == EK_OP_QKV ? 3 * H : which == EK_OP_FFN_IN ? I : H;
+    *K = which == EK_OP_FFN_OUT ? I : H;
 }
 
-static int check_batch(const ek_bert_weights *w, const ek_fwd_batch *b, ek_err *e) {
-    const ek_bert_config *c = &w->cfg;
-    if (c->hidden <= 0 || c->heads <= 0 || c->hidden % c->heads || c->intermediate <= 0 || c->layers < 0)
-        return ek_err_set(e, EK_ERR_INVALID_ARG, "gpu forward: bad config (hidden %d, heads %d)", c->hidden, c->heads);
-    if (b->n_seq < 0 || !b->seq_start || b->seq_start[0] != 0)
-        return ek_err_set(e, EK_ERR_INVALID_ARG, "gpu forward: bad batch (n_seq %d)", b->n_seq);
-    for (int s = 0; s < b->n_seq; s++) {
-        int start = b->seq_start[s], L = b->seq_start[s + 1] - start;
-        if (L < 0) return ek_err_set(e, EK_ERR_INVALID_ARG, "gpu forward: sequence %d has negative length", s);
-        if (L > c->max_pos)
-            return ek_err_set(e, EK_ERR_TOO_LONG, "gpu forward: sequence %d has %d tokens, more than %d", s, L,
-                              c->max_pos);
-        for (int t = 0; t < L; t++) {
-            int32_t id = b->ids[start + t], ty = b->type_ids ? b->type_ids[start + t] : 0;
-            if (id < 0 || id >= c->vocab || ty < 0 || ty >= c->type_vocab)
-                return ek_err_set(e, EK_ERR_INVALID_ARG,
-                                  "gpu forward: sequence %d position %d: token id %d / type %d out of range", s, t,
-                                  (int)id, (int)ty);
-        }
+static int layer_weights(ek_gpu *g, held *h, const ek_bert_config *c, const ek_bert_layer *L, layer_bufs *o,
+                         ek_err *e) {
+    const ek_linear *lin[4] = {&L->qkv, &L->attn_out, &L->ffn_in, &L->ffn_out};
+    const ek_layernorm *ln[2] = {&L->ln_attn, &L->ln_ffn};
+    int rc = EK_OK;
+    for (int k = 0; k < 4 && !rc; k++) {
+        int N, K;
+        lin_shape(c, k, &N, &K);
+        rc = weight(g, h, lin[k]->w, (size_t)N * (size_t)K, &o->lin_w[k], e);
+        if (!rc) rc = weight(g, h, lin[k]->b, (size_t)N, &o->lin_b[k], e);
     }
-    return EK_OK;
+    for (int k = 0; k < 2 && !rc; k++) {
+        rc = weight(g, h, ln[k]->gamma, (size_t)c->hidden, &o->ln_g[k], e);
+        if (!rc) rc = weight(g, h, ln[k]->beta, (size_t)c->hidden, &o->ln_b[k], e);
+    }
+    return rc;
 }
 
 size_t ek_gpu_encode_bytes(const ek_bert_weights *w, int R, int n_seq, int pooled_dim) {
@@ -127,96 +116,180 @@ static int host_arrays(ek_gpu *g, const ek_fwd_batch *b, int R, ek_err *e) {
     return EK_OK;
 }
 
-static int run(ek_gpu *g, held *h, const ek_bert_weights *w, const ek_fwd_batch *b, float *hidden_out,
-               float *attn_first, const ek_gpu_pool_req *req, float *pooled, ek_err *e) {
-    const ek_bert_config *c = &w->cfg;
+/* ---- the OpenCL backend of the graph (model/backend.h) ------------------ */
+
+/* One encode call's state.  Buffers taken for the call are in *h (given
+ * back by ek_gpu_encode after pooling); the current layer's weights are in
+ * lh, swapped layer by layer, so a budget that holds one layer's weights at
+ * a time still works (earlier layers become evictable once used).  The
+ * in-order queue keeps given-back buffers alive until the kernels already
+ * enqueued on them ran: a later writer is queued after them. */
+typedef struct gpu_be {
+    ek_backend base;
+    ek_gpu *g;
+    held *h;
+    const ek_gpu_pool_req *req; /* pooling after the graph, or NULL */
+    const ek_fwd_batch *b;
+    int R, max_len, want_attn;
+    cl_mem ids, types, pos, seq, st, hp, wts, out;
+    cl_mem slot[EK_SLOT_COUNT];
+    held lh;
+    int cur_layer;              /* whose weights lh holds; -1: none */
+    layer_bufs L;
+} gpu_be;
+
+static int gpu_begin(ek_backend *bk, const ek_fwd_batch *b, int want_probs, ek_err *e) {
+    gpu_be *p = (gpu_be *)bk;
+    ek_gpu *g = p->g;
+    held *h = p->h;
+    const ek_bert_config *c = &bk->w->cfg;
     const int H = c->hidden, I = c->intermediate, R = b->seq_start[b->n_seq], n = b->n_seq;
-    int max_len = 0;
+    p->b = b;
+    p->R = R;
+    p->max_len = 0;
     for (int s = 0; s < n; s++)
-        if (b->seq_start[s + 1] - b->seq_start[s] > max_len) max_len = b->seq_start[s + 1] - b->seq_start[s];
-    int want_attn = attn_first != NULL;
-    if (req)
-        for (int k = 0; k < req->n_modes; k++) want_attn |= req->modes[k] == EK_POOL_ATTENTION;
+        if (b->seq_start[s + 1] - b->seq_start[s] > p->max_len) p->max_len = b->seq_start[s + 1] - b->seq_start[s];
+    p->want_attn = want_probs;
+    p->hp = p->wts = p->out = NULL;
+    p->lh.n = 0;
+    p->cur_layer = -1;
     int rc = host_arrays(g, b, R, e);
     if (rc) return rc;
 
     /* Activations first: when they do not fit, fail before uploading weights. */
-    cl_mem ids, types, pos, seq, st, x, qkv, ctx, ffn, hp = NULL, wts = NULL, out = NULL;
     size_t fR = (size_t)R * sizeof(float), iR = (size_t)R * sizeof(int32_t);
-    int P = req ? req->n_modes * H : 0;
-    if ((rc = scratch(g, h, iR, &ids, e)) || (rc = scratch(g, h, iR, &types, e)) || (rc = scratch(g, h, iR, &pos, e)) ||
-        (rc = scratch(g, h, iR, &seq, e)) || (rc = scratch(g, h, sizeof(int32_t) * (size_t)(n + 1), &st, e)) ||
-        (rc = scratch(g, h, fR * H, &x, e)) || (rc = scratch(g, h, fR * 3 * H, &qkv, e)) ||
-        (rc = scratch(g, h, fR * H, &ctx, e)) || (rc = scratch(g, h, fR * I, &ffn, e)))
+    int P = p->req ? p->req->n_modes * H : 0;
+    cl_mem *sl = p->slot;
+    if ((rc = scratch(g, h, iR, &p->ids, e)) || (rc = scratch(g, h, iR, &p->types, e)) ||
+        (rc = scratch(g, h, iR, &p->pos, e)) || (rc = scratch(g, h, iR, &p->seq, e)) ||
+        (rc = scratch(g, h, sizeof(int32_t) * (size_t)(n + 1), &p->st, e)) ||
+        (rc = scratch(g, h, fR * H, &sl[EK_SLOT_X], e)) || (rc = scratch(g, h, fR * 3 * H, &sl[EK_SLOT_QKV], e)) ||
+        (rc = scratch(g, h, fR * H, &sl[EK_SLOT_CTX], e)) || (rc = scratch(g, h, fR * I, &sl[EK_SLOT_FFN], e)))
         return rc;
-    if (want_attn && ((rc = scratch(g, h, fR * c->heads, &hp, e)) || (rc = scratch(g, h, fR, &wts, e)))) return rc;
-    if (req && (rc = scratch(g, h, sizeof(float) * (size_t)n * P, &out, e))) return rc;
-
-    cl_mem word, type_emb, pos_emb, lng, lnb;
-    if ((rc = weight(g, h, w->word_emb, (size_t)c->vocab * H, &word, e)) ||
-        (rc = weight(g, h, w->type_emb, (size_t)c->type_vocab * H, &type_emb, e)) ||
-        (rc = weight(g, h, w->pos_emb, (size_t)c->max_pos * H, &pos_emb, e)) ||
-        (rc = weight(g, h, w->ln_emb.gamma, (size_t)H, &lng, e)) ||
-        (rc = weight(g, h, w->ln_emb.beta, (size_t)H, &lnb, e)))
+    if (want_probs && ((rc = scratch(g, h, fR * c->heads, &p->hp, e)) || (rc = scratch(g, h, fR, &p->wts, e))))
         return rc;
+    if (p->req && (rc = scratch(g, h, sizeof(float) * (size_t)n * P, &p->out, e))) return rc;
     const int32_t *hi = g->host_i;
-    if ((rc = ek_gpu_upload(g, ids, 0, hi, iR, e)) || (rc = ek_gpu_upload(g, types, 0, hi + R, iR, e)) ||
-        (rc = ek_gpu_upload(g, pos, 0, hi + 2 * (size_t)R, iR, e)) ||
-        (rc = ek_gpu_upload(g, seq, 0, hi + 3 * (size_t)R, iR, e)) ||
-        (rc = ek_gpu_upload(g, st, 0, hi + 4 * (size_t)R, sizeof(int32_t) * (size_t)(n + 1), e)))
+    if ((rc = ek_gpu_upload(g, p->ids, 0, hi, iR, e)) || (rc = ek_gpu_upload(g, p->types, 0, hi + R, iR, e)) ||
+        (rc = ek_gpu_upload(g, p->pos, 0, hi + 2 * (size_t)R, iR, e)) ||
+        (rc = ek_gpu_upload(g, p->seq, 0, hi + 3 * (size_t)R, iR, e)) ||
+        (rc = ek_gpu_upload(g, p->st, 0, hi + 4 * (size_t)R, sizeof(int32_t) * (size_t)(n + 1), e)))
         return rc;
+    return EK_OK;
+}
 
-    rc = ek_gop_embed_ln(g, x, R, H, ids, types, pos, word, type_emb, pos_emb, lng, lnb, c->ln_eps, e);
-    for (int li = 0; li < c->layers && !rc; li++) {
-        layer_bufs L;
-        /* Per layer, so a budget that holds one layer's weights at a time
-         * still works (earlier layers become evictable once used). */
-        held lh = {{0}, 0};
-        rc = layer_weights(g, &lh, &w->layer[li], H, I, &L, e);
-        int last = li == c->layers - 1;
-        if (!rc) rc = ek_gop_gemm_nt(g, R, 3 * H, H, 1.0f, x, 0, H, L.qkv_w, 0, H, L.qkv_b, qkv, 0, 3 * H, 0, 0, e);
-        if (!rc)
-            rc = ek_gop_attention(g, qkv, ctx, seq, st, NULL, R, H, c->heads, max_len, last && want_attn ? hp : NULL,
-                                  e);
-        if (!rc) rc = ek_gop_gemm_nt(g, R, H, H, 1.0f, ctx, 0, H, L.ao_w, 0, H, L.ao_b, x, 0, H, 0, 1, e);
-        if (!rc) rc = ek_gop_layernorm(g, x, NULL, R, H, L.ln1_g, L.ln1_b, c->ln_eps, e);
-        if (!rc) rc = ek_gop_gemm_nt(g, R, I, H, 1.0f, x, 0, H, L.fi_w, 0, H, L.fi_b, ffn, 0, I, 3, 0, e);
-        if (!rc) rc = ek_gop_gemm_nt(g, R, H, I, 1.0f, ffn, 0, I, L.fo_w, 0, I, L.fo_b, x, 0, H, 0, 1, e);
-        if (!rc) rc = ek_gop_layernorm(g, x, NULL, R, H, L.ln2_g, L.ln2_b, c->ln_eps, e);
-        /* The in-order queue keeps the layer's buffers alive until its
-         * kernels ran even if they are released and reused: a later writer
-         * is queued after them. */
-        give_all(g, &lh);
-    }
-    if (!rc && want_attn) {
+static int gpu_embed(ek_backend *bk, ek_err *e) {
+    gpu_be *p = (gpu_be *)bk;
+    const ek_bert_weights *w = bk->w;
+    const ek_bert_config *c = &w->cfg;
+    const int H = c->hidden;
+    cl_mem word, type_emb, pos_emb, lng, lnb;
+    int rc;
+    if ((rc = weight(p->g, p->h, w->word_emb, (size_t)c->vocab * H, &word, e)) ||
+        (rc = weight(p->g, p->h, w->type_emb, (size_t)c->type_vocab * H, &type_emb, e)) ||
+        (rc = weight(p->g, p->h, w->pos_emb, (size_t)c->max_pos * H, &pos_emb, e)) ||
+        (rc = weight(p->g, p->h, w->ln_emb.gamma, (size_t)H, &lng, e)) ||
+        (rc = weight(p->g, p->h, w->ln_emb.beta, (size_t)H, &lnb, e)))
+        return rc;
+    return ek_gop_embed_ln(p->g, p->slot[EK_SLOT_X], p->R, H, p->ids, p->types, p->pos, word, type_emb, pos_emb, lng,
+                           lnb, c->ln_eps, e);
+}
+
+/* One chunk of every row: the device is best fed whole products. */
+static int gpu_chunk(ek_backend *bk, int i) {
+    (void)bk;
+    return i == 0;
+}
+
+/* The layer's weights resident and pinned: the previous layer's are given
+ * back first, so only one layer is pinned at a time. */
+static int use_layer(gpu_be *p, int li, ek_err *e) {
+    if (p->cur_layer == li) return EK_OK;
+    give_all(p->g, &p->lh);
+    p->cur_layer = -1;
+    int rc = layer_weights(p->g, &p->lh, &p->base.w->cfg, &p->base.w->layer[li], &p->L, e);
+    if (!rc) p->cur_layer = li;
+    return rc;
+}
+
+static int gpu_linear(ek_backend *bk, int li, int which, int src, int dst, ek_out epi, ek_err *e) {
+    gpu_be *p = (gpu_be *)bk;
+    int N, K, rc = use_layer(p, li, e);
+    if (rc) return rc;
+    lin_shape(&bk->w->cfg, which, &N, &K);
+    /* gemm.cl's activation 3 is exact GELU (as ek_gop_bias_act). */
+    return ek_gop_gemm_nt(p->g, p->R, N, K, 1.0f, p->slot[src], 0, K, p->L.lin_w[which], 0, K, p->L.lin_b[which],
+                          p->slot[dst], 0, N, epi == EK_OUT_GELU ? 3 : 0, epi == EK_OUT_ADD_RESIDUAL, e);
+}
+
+static int gpu_attention(ek_backend *bk, int li, int want_probs, ek_err *e) {
+    gpu_be *p = (gpu_be *)bk;
+    const ek_bert_config *c = &bk->w->cfg;
+    int rc = use_layer(p, li, e);
+    if (rc) return rc;
+    return ek_gop_attention(p->g, p->slot[EK_SLOT_QKV], p->slot[EK_SLOT_CTX], p->seq, p->st, NULL, p->R, c->hidden,
+                            c->heads, p->max_len, want_probs ? p->hp : NULL, e);
+}
+
+static int gpu_layernorm(ek_backend *bk, int li, int which, int slot, ek_err *e) {
+    gpu_be *p = (gpu_be *)bk;
+    const ek_bert_config *c = &bk->w->cfg;
+    int rc = use_layer(p, li, e);
+    if (rc) return rc;
+    return ek_gop_layernorm(p->g, p->slot[slot], NULL, p->R, c->hidden, p->L.ln_g[which], p->L.ln_b[which],
+                            c->ln_eps, e);
+}
+
+/* The head-mean weights are made on the device (pooling reads them there);
+ * outputs are downloaded with blocking reads, which the in-order queue
+ * orders after every kernel enqueued so far. */
+static int gpu_end(ek_backend *bk, int rc, float *hidden_out, float *attn_first, ek_err *e) {
+    gpu_be *p = (gpu_be *)bk;
+    const ek_bert_config *c = &bk->w->cfg;
+    ek_gpu *g = p->g;
+    size_t fR = (size_t)p->R * sizeof(float);
+    give_all(g, &p->lh);
+    if (!rc && p->want_attn) {
         if (c->layers == 0) {
-            /* As the CPU: no attention layer gives uniform weights. */
-            float *u = malloc(fR ? fR : 1);
+            float *u = malloc(fR);
             if (!u) return ek_err_set(e, EK_ERR_NOMEM, "gpu: out of memory");
-            for (int s = 0; s < n; s++)
-                for (int r = b->seq_start[s]; r < b->seq_start[s + 1]; r++)
-                    u[r] = 1.0f / (float)(b->seq_start[s + 1] - b->seq_start[s]);
-            rc = ek_gpu_upload(g, wts, 0, u, fR, e);
+            ek_graph_uniform_weights(p->b, u);
+            rc = ek_gpu_upload(g, p->wts, 0, u, fR, e);
             free(u);
         } else {
-            rc = ek_gop_head_mean(g, hp, wts, R, c->heads, e);
+            rc = ek_gop_head_mean(g, p->hp, p->wts, p->R, c->heads, e);
         }
     }
-    if (!rc && req) {
-        for (int k = 0; k < req->n_modes && !rc; k++)
-            rc = ek_gop_pool(g, req->modes[k], x, H, st, n, req->mask_from, wts, out, P, k * H, e);
-        if (!rc && req->normalize) rc = ek_gop_l2_normalize(g, out, n, P, e);
-    }
+    if (!rc && hidden_out) rc = ek_gpu_download(g, p->slot[EK_SLOT_X], 0, hidden_out, fR * c->hidden, e);
+    if (!rc && attn_first) rc = ek_gpu_download(g, p->wts, 0, attn_first, fR, e);
+    return rc;
+}
+
+static const ek_backend_ops gpu_ops = {gpu_begin, gpu_embed, gpu_chunk, gpu_linear,
+                                       gpu_attention, gpu_layernorm, gpu_end};
+
+/* The graph, then pooling and normalisation on the device. */
+static int run(ek_gpu *g, held *h, const ek_bert_weights *w, const ek_fwd_batch *b, float *hidden_out,
+               float *attn_first, const ek_gpu_pool_req *req, float *pooled, ek_err *e) {
+    int want_attn = attn_first != NULL;
+    if (req)
+        for (int k = 0; k < req->n_modes; k++) want_attn |= req->modes[k] == EK_POOL_ATTENTION;
+    gpu_be be = {.base = {&gpu_ops, w}, .g = g, .h = h, .req = req};
+    int rc = ek_graph_run(&be.base, b, want_attn, hidden_out, attn_first, e);
+    if (rc || !req) return rc ? rc : ek_gpu_finish(g, e);
+    const int H = w->cfg.hidden, n = b->n_seq, P = req->n_modes * H;
+    for (int k = 0; k < req->n_modes && !rc; k++)
+        rc = ek_gop_pool(g, req->modes[k], be.slot[EK_SLOT_X], H, be.st, n, req->mask_from, be.wts, be.out, P,
+                         k * H, e);
+    if (!rc && req->normalize) rc = ek_gop_l2_normalize(g, be.out, n, P, e);
     if (!rc) rc = ek_gpu_finish(g, e);
-    if (!rc && hidden_out) rc = ek_gpu_download(g, x, 0, hidden_out, fR * H, e);
-    if (!rc && attn_first) rc = ek_gpu_download(g, wts, 0, attn_first, fR, e);
-    if (!rc && req && pooled) rc = ek_gpu_download(g, out, 0, pooled, sizeof(float) * (size_t)n * P, e);
+    if (!rc && pooled) rc = ek_gpu_download(g, be.out, 0, pooled, sizeof(float) * (size_t)n * P, e);
     return rc;
 }
 
 int ek_gpu_encode(ek_gpu *g, const ek_bert_weights *w, const ek_fwd_batch *b, float *hidden_out, float *attn_first,
                   const ek_gpu_pool_req *req, float *pooled, ek_err *e) {
-    int rc = check_batch(w, b, e);
+    int rc = ek_graph_check(w, b, e);
     if (rc) return rc;
     if (req && (req->n_modes < 1 || req->n_modes > 8))
         return ek_err_set(e, EK_ERR_INVALID_ARG, "gpu forward: %d pooling modes", req ? req->n_modes : 0);

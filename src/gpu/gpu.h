@@ -162,6 +162,15 @@ int ek_gpu_pool_inputs(struct ek_gpu *g, const struct ek_bert_weights *w, const 
                        const int32_t *types, const size_t *start, const int *order, size_t n, int bs,
                        int max_tokens, const ek_gpu_pool_req *req, float *pooled, ek_err *e);
 
+/* ek_gpu_embed after its checks and tokenization (t: the inputs as
+ * ek_tokenize_inputs made them, in the context's buffers); runtime/device.c
+ * calls it directly when it has tokenized already.  Falls back to the CPU
+ * when even one input does not fit the device. */
+struct ek_tokenized;
+int ek_gpu_embed_tokenized(ek_ctx *ctx, ek_gpu *g, const ek_model *m, const char *const *texts, const size_t *lens,
+                           size_t n, const ek_embed_options *opts, const struct ek_tokenized *t, int prompt_tokens,
+                           float *out, int32_t *token_counts);
+
 /* Wall-clock milliseconds (CLOCK_MONOTONIC), for the transfer/kernel times. */
 double ek_gpu_now_ms(void);
 

@@ -1,10 +1,9 @@
-/* model/forward.c — the BERT encoder forward pass over packed sequences
- * (see forward.h): embeddings, then per layer a fused QKV product, attention
- * per (sequence, head), attention output + residual + LayerNorm, FFN with
- * exact GELU, output + residual + LayerNorm (post-LN, as BERT), in the
- * model's compute dtype: f32, bf16 (sources converted per chunk, f32
- * accumulation) or int8 (sources quantized per row, s32 sums, the epilogue
- * of compute/lowp.h).  LayerNorm, softmax, attention and GELU stay f32.
+/* model/forward.c — the CPU backend of the BERT graph (model/backend.h,
+ * model/graph.c) and its entry point ek_bert_forward: the encoder over
+ * packed sequences in the model's compute dtype: f32, bf16 (sources
+ * converted per chunk, f32 accumulation) or int8 (sources quantized per
+ * row, s32 sums, the epilogue of compute/lowp.h).  LayerNorm, softmax,
+ * attention and GELU stay f32.
  *
  * Dense layers run on pre-packed weights (model/prepack.h) in chunks of
  * rows, with primitives whose per-row result does not depend on the row
@@ -19,8 +18,15 @@
 
 #include "compute/attention.h"
 #include "compute/gemm.h"
+#include "model/backend.h"
 #include "model/prepack.h"
 #include "ops/ops.h"
+
+/* The graph names linears by the packed runtime's indices. */
+_Static_assert((int)EK_OP_QKV == (int)EK_LIN_QKV && (int)EK_OP_ATTN_OUT == (int)EK_LIN_ATTN_OUT &&
+                   (int)EK_OP_FFN_IN == (int)EK_LIN_FFN_IN && (int)EK_OP_FFN_OUT == (int)EK_LIN_FFN_OUT,
+               "graph linear ids must match model/prepack.h");
+
 
 /* ---- scratch layout ----------------------------------------------------- */
 
@@ -90,61 +96,6 @@ size_t ek_bert_forward_scratch_size(const ek_bert_config *cfg, int total_tokens,
     (void)max_seq_len; /* attention scratch is sized by max_pos */
     layout l = make_layout(cfg, total_tokens, resolve_threads(threads));
     return l.total * sizeof(float);
-}
-
-/* ---- input checks ------------------------------------------------------- */
-
-static int check_batch(const ek_bert_weights *w, const ek_fwd_batch *b,
-                       ek_err *e) {
-    const ek_bert_config *cfg = &w->cfg;
-    if (cfg->hidden <= 0 || cfg->heads <= 0 || cfg->hidden % cfg->heads ||
-        cfg->intermediate <= 0 || cfg->layers < 0)
-        return ek_err_set(e, EK_ERR_INVALID_ARG,
-                          "forward: bad config (hidden %d, heads %d, "
-                          "intermediate %d)",
-                          cfg->hidden, cfg->heads, cfg->intermediate);
-    if (b->n_seq < 0 || !b->seq_start || b->seq_start[0] != 0)
-        return ek_err_set(e, EK_ERR_INVALID_ARG,
-                          "forward: bad batch (n_seq %d, seq_start[0] must be 0)",
-                          b->n_seq);
-    for (int s = 0; s < b->n_seq; s++) {
-        int start = b->seq_start[s], L = b->seq_start[s + 1] - start;
-        if (L < 0)
-            return ek_err_set(e, EK_ERR_INVALID_ARG,
-                              "forward: sequence %d has negative length %d", s,
-                              L);
-        if (L > cfg->max_pos)
-            return ek_err_set(e, EK_ERR_TOO_LONG,
-                              "forward: sequence %d has %d tokens, more than "
-                              "max_position_embeddings %d",
-                              s, L, cfg->max_pos);
-        for (int t = 0; t < L; t++) {
-            int32_t id = b->ids[start + t];
-            if (id < 0 || id >= cfg->vocab)
-                return ek_err_set(e, EK_ERR_INVALID_ARG,
-                                  "forward: sequence %d position %d: token id "
-                                  "%d out of range [0, %d)",
-                                  s, t, (int)id, cfg->vocab);
-            int32_t ty = b->type_ids ? b->type_ids[start + t] : 0;
-            if (ty < 0 || ty >= cfg->type_vocab)
-                return ek_err_set(e, EK_ERR_INVALID_ARG,
-                                  "forward: sequence %d position %d: token type "
-                                  "id %d out of range [0, %d)",
-                                  s, t, (int)ty, cfg->type_vocab);
-        }
-    }
-    /* All layers must agree on which linears have a bias: one plan serves
-     * every layer. */
-    for (int i = 1; i < cfg->layers; i++) {
-        const ek_bert_layer *a = &w->layer[0], *c = &w->layer[i];
-        if (!a->qkv.b != !c->qkv.b || !a->attn_out.b != !c->attn_out.b ||
-            !a->ffn_in.b != !c->ffn_in.b || !a->ffn_out.b != !c->ffn_out.b)
-            return ek_err_set(e, EK_ERR_UNSUPPORTED,
-                              "forward: layer %d differs from layer 0 in which "
-                              "dense layers have a bias",
-                              i);
-    }
-    return EK_OK;
 }
 
 /* ---- stages ------------------------------------------------------------- */
@@ -297,182 +248,191 @@ static void epilogue(const ek_bert_runtime *rt, const ek_mm_weights *w,
     }
 }
 
-/* ---- the pass ----------------------------------------------------------- */
+/* ---- the CPU backend ---------------------------------------------------- */
 
-typedef struct pass {
-    const ek_bert_runtime *rt;
-    ek_rt_slot *chunk;       /* FFN_CHUNK rows (or Mp when smaller) */
-    ek_rt_slot *tail;        /* the last FFN chunk's rows, or NULL */
-    layout lay;
+/* A pass's state, on the caller's stack (nothing allocated per call). */
+typedef struct cpu_be {
+    ek_backend base;
+    ek_bert_runtime *rt;
     float *scratch;
-    int Mp, H, I, nt;
-} pass;
+    int nt;
+    const ek_fwd_batch *b;
+    layout lay;
+    int Mp, H, R;
+    ek_rt_slot *chunk;        /* FFN_CHUNK rows (or Mp when smaller) */
+    ek_rt_slot *tail;         /* the last chunk's rows, or NULL */
+    int r0, n;                /* the current chunk's rows */
+    attn_job job;
+} cpu_be;
 
-static int run_slot(pass *p, ek_rt_slot *s, int lin, int layer, const void *A, void *C) {
-    return ek_mm_run(&s->cls->prim[lin], &s->io[lin], s->stream, A, &p->rt->lin[layer][lin], C);
-}
+/* The epilogue each linear's packed plan has fused (f32 / bf16 primitive
+ * flags, made at load) or runs (int8): the graph must ask for exactly it. */
+static const ek_out plan_out[EK_LIN_COUNT] = {EK_OUT_STORE, EK_OUT_ADD_RESIDUAL, EK_OUT_GELU, EK_OUT_ADD_RESIDUAL};
 
-/* The FFN matmul for chunk rows starting at r0. */
-static int mm_chunk(pass *p, int lin, int layer, int r0, const void *A, void *C) {
-    ek_rt_slot *s = p->Mp - r0 >= p->chunk->cls->M ? p->chunk : p->tail;
-    return run_slot(p, s, lin, layer, A, C);
-}
-
-static int chunk_rows(const pass *p, int r0) {
-    int C = p->chunk->cls->M;
-    return p->Mp - r0 < C ? p->Mp - r0 : C;
-}
-
-/* One encoder layer, x [Mp][H] in place.  Everything but attention is
- * row-local, so it runs per chunk of rows (see FFN_CHUNK): the QKV product
- * (with int8's epilogue) in a first pass, attention over whole sequences,
- * then per chunk the attention output, LayerNorm, the feed-forward block
- * and LayerNorm, all while the chunk's rows are in cache. */
-static int layer_f32(pass *p, int li, float *x, const ek_fwd_batch *b,
-                     attn_job *job, const ek_bert_layer *L, float eps) {
-    const int Mp = p->Mp, H = p->H, R = b->seq_start[b->n_seq];
-    float *buf = p->scratch + p->lay.buf;
-    float *qkv = buf, *ctx = buf + (size_t)Mp * 3 * H, *ffn = p->scratch + p->lay.ffn;
-    for (int r0 = 0; r0 < Mp; r0 += chunk_rows(p, r0))
-        if (mm_chunk(p, EK_LIN_QKV, li, r0, x + (size_t)r0 * H, qkv + (size_t)r0 * 3 * H)) return -1;
-    attention(b, job, p->nt);
-    /* Rows past the batch: attention leaves them; keep them finite. */
-    memset(ctx + (size_t)R * H, 0, sizeof(float) * (size_t)(Mp - R) * H);
-    for (int r0 = 0; r0 < Mp; r0 += chunk_rows(p, r0)) {
-        int n = chunk_rows(p, r0);
-        float *xc = x + (size_t)r0 * H;
-        if (mm_chunk(p, EK_LIN_ATTN_OUT, li, r0, ctx + (size_t)r0 * H, xc)) return -1;
-        layernorm_rows(xc, n, &L->ln_attn, H, eps, p->nt);
-        if (mm_chunk(p, EK_LIN_FFN_IN, li, r0, xc, ffn) || mm_chunk(p, EK_LIN_FFN_OUT, li, r0, ffn, xc)) return -1;
-        layernorm_rows(xc, n, &L->ln_ffn, H, eps, p->nt);
-    }
-    return 0;
-}
-
-static int layer_bf16(pass *p, int li, float *x, const ek_fwd_batch *b,
-                      attn_job *job, const ek_bert_layer *L, float eps) {
-    const int Mp = p->Mp, H = p->H, R = b->seq_start[b->n_seq];
-    float *buf = p->scratch + p->lay.buf;
-    float *qkv = buf, *ctx = buf + (size_t)Mp * 3 * H;
-    uint16_t *ffn = (uint16_t *)(p->scratch + p->lay.ffn), *low = (uint16_t *)(p->scratch + p->lay.low);
-    for (int r0 = 0; r0 < Mp; r0 += chunk_rows(p, r0)) {
-        to_bf16(p->rt, x + (size_t)r0 * H, chunk_rows(p, r0), H, low, p->nt);
-        if (mm_chunk(p, EK_LIN_QKV, li, r0, low, qkv + (size_t)r0 * 3 * H)) return -1;
-    }
-    attention(b, job, p->nt);
-    memset(ctx + (size_t)R * H, 0, sizeof(float) * (size_t)(Mp - R) * H);
-    for (int r0 = 0; r0 < Mp; r0 += chunk_rows(p, r0)) {
-        int n = chunk_rows(p, r0);
-        float *xc = x + (size_t)r0 * H;
-        to_bf16(p->rt, ctx + (size_t)r0 * H, n, H, low, p->nt);
-        if (mm_chunk(p, EK_LIN_ATTN_OUT, li, r0, low, xc)) return -1;
-        layernorm_rows(xc, n, &L->ln_attn, H, eps, p->nt);
-        to_bf16(p->rt, xc, n, H, low, p->nt);
-        if (mm_chunk(p, EK_LIN_FFN_IN, li, r0, low, ffn) || mm_chunk(p, EK_LIN_FFN_OUT, li, r0, ffn, xc))
-            return -1;
-        layernorm_rows(xc, n, &L->ln_ffn, H, eps, p->nt);
-    }
-    return 0;
-}
-
-static int layer_int8(pass *p, int li, float *x, const ek_fwd_batch *b,
-                      attn_job *job, const ek_bert_layer *L, float eps) {
-    const int Mp = p->Mp, H = p->H, R = b->seq_start[b->n_seq];
-    const ek_bert_runtime *rt = p->rt;
-    float *buf = p->scratch + p->lay.buf;
-    float *qkv = buf, *ctx = buf + (size_t)Mp * 3 * H;
-    int32_t *acc = (int32_t *)(p->scratch + p->lay.ffn); /* chunk sums */
-    uint8_t *low = (uint8_t *)(p->scratch + p->lay.low), *lowf = low + round_up((size_t)FFN_CHUNK * H, 64);
-    float *rs = p->scratch + p->lay.rs, *rs2 = rs + FFN_CHUNK;
-    float *tmp = p->scratch + p->lay.tmp;
-    size_t ts = p->lay.per_thread_tmp;
-    const ek_mm_weights *w = rt->lin[li];
-    for (int r0 = 0; r0 < Mp; r0 += chunk_rows(p, r0)) {
-        int n = chunk_rows(p, r0);
-        quant(rt, x + (size_t)r0 * H, n, H, low, rs, p->nt);
-        if (mm_chunk(p, EK_LIN_QKV, li, r0, low, acc)) return -1;
-        epilogue(rt, &w[EK_LIN_QKV], acc, rs, n, EK_EPI_STORE, qkv + (size_t)r0 * 3 * H, NULL, NULL, tmp, ts,
-                 p->nt);
-    }
-    attention(b, job, p->nt);
-    memset(ctx + (size_t)R * H, 0, sizeof(float) * (size_t)(Mp - R) * H);
-    for (int r0 = 0; r0 < Mp; r0 += chunk_rows(p, r0)) {
-        int n = chunk_rows(p, r0);
-        float *xc = x + (size_t)r0 * H;
-        quant(rt, ctx + (size_t)r0 * H, n, H, low, rs, p->nt);
-        if (mm_chunk(p, EK_LIN_ATTN_OUT, li, r0, low, acc)) return -1;
-        epilogue(rt, &w[EK_LIN_ATTN_OUT], acc, rs, n, EK_EPI_ADD, xc, NULL, NULL, tmp, ts, p->nt);
-        layernorm_rows(xc, n, &L->ln_attn, H, eps, p->nt);
-        quant(rt, xc, n, H, low, rs, p->nt);
-        if (mm_chunk(p, EK_LIN_FFN_IN, li, r0, low, acc)) return -1;
-        epilogue(rt, &w[EK_LIN_FFN_IN], acc, rs, n, EK_EPI_GELU_QUANT, NULL, lowf, rs2, tmp, ts, p->nt);
-        if (mm_chunk(p, EK_LIN_FFN_OUT, li, r0, lowf, acc)) return -1;
-        epilogue(rt, &w[EK_LIN_FFN_OUT], acc, rs2, n, EK_EPI_ADD, xc, NULL, NULL, tmp, ts, p->nt);
-        layernorm_rows(xc, n, &L->ln_ffn, H, eps, p->nt);
-    }
-    return 0;
-}
-
-static int run_layers(const ek_bert_weights *w, ek_bert_runtime *rt,
-                      const ek_fwd_batch *b, float *x, float *attn_first,
-                      float *scratch, int nt, ek_err *e) {
-    const ek_bert_config *cfg = &w->cfg;
-    const int H = cfg->hidden, I = cfg->intermediate, R = b->seq_start[b->n_seq];
+static int cpu_begin(ek_backend *bk, const ek_fwd_batch *b, int want_probs, ek_err *e) {
+    cpu_be *p = (cpu_be *)bk;
+    const ek_bert_config *cfg = &bk->w->cfg;
+    (void)want_probs; /* the head probabilities have their scratch always */
     ek_bert_config c2 = *cfg;
-    c2.compute_dtype = rt->dtype; /* the layout follows the runtime in use */
-    pass p = {rt, NULL, NULL, make_layout(&c2, R, nt), scratch, 0, H, I, nt};
-    p.Mp = (int)p.lay.Mp;
+    c2.compute_dtype = p->rt->dtype; /* the layout follows the runtime in use */
+    p->b = b;
+    p->R = b->seq_start[b->n_seq];
+    p->lay = make_layout(&c2, p->R, p->nt);
+    p->Mp = (int)p->lay.Mp;
+    p->H = cfg->hidden;
     /* Mp and FFN_CHUNK are multiples of 16, so the tail chunk (Mp %
      * FFN_CHUNK rows) is a row class of its own: at most 16 classes. */
-    int C = p.Mp < FFN_CHUNK ? p.Mp : FFN_CHUNK, tail = p.Mp % C;
-    int rc = ek_bert_runtime_acquire(rt, C, &p.chunk, e);
-    if (!rc && tail) rc = ek_bert_runtime_acquire(rt, tail, &p.tail, e);
+    int C = p->Mp < FFN_CHUNK ? p->Mp : FFN_CHUNK, tail = p->Mp % C;
+    p->chunk = p->tail = NULL;
+    int rc = ek_bert_runtime_acquire(p->rt, C, &p->chunk, e);
+    if (!rc && tail) rc = ek_bert_runtime_acquire(p->rt, tail, &p->tail, e);
     if (rc) {
-        ek_bert_runtime_release(rt, p.chunk);
+        ek_bert_runtime_release(p->rt, p->chunk);
         return rc;
     }
-    float *buf = scratch + p.lay.buf;
-    attn_job job = {buf, buf + (size_t)p.Mp * 3 * H, NULL, scratch + p.lay.attn,
-                    p.lay.per_thread, H, cfg->heads, p.Mp, (int)rt->isa, rt->dtype != EK_FWD_F32};
-    int (*layer)(pass *, int, float *, const ek_fwd_batch *, attn_job *,
-                 const ek_bert_layer *, float) =
-        rt->dtype == EK_FWD_BF16 ? layer_bf16 : rt->dtype == EK_FWD_INT8 ? layer_int8 : layer_f32;
-    for (int li = 0; li < cfg->layers && rc == EK_OK; li++) {
-        int last = li == cfg->layers - 1;
-        job.headprob = last && attn_first ? scratch + p.lay.headprob : NULL;
-        if (layer(&p, li, x, b, &job, &w->layer[li], cfg->ln_eps))
-            rc = ek_err_set(e, EK_ERR_INTERNAL, "forward: oneDNN matmul failed (layer %d, %d rows)", li, p.Mp);
-    }
-    ek_bert_runtime_release(rt, p.chunk);
-    ek_bert_runtime_release(rt, p.tail);
-    if (rc != EK_OK) return rc;
+    float *buf = p->scratch + p->lay.buf;
+    attn_job job = {buf, buf + (size_t)p->Mp * 3 * p->H, NULL, p->scratch + p->lay.attn,
+                    p->lay.per_thread, p->H, cfg->heads, p->Mp, (int)p->rt->isa, p->rt->dtype != EK_FWD_F32};
+    p->job = job;
+    p->r0 = 0;
+    p->n = p->Mp;
+    return EK_OK;
+}
 
-    if (attn_first) {
-        const float *hp = scratch + p.lay.headprob;
-        if (cfg->layers == 0) {
-            /* No attention layer: uniform weights (never used by real models). */
-            for (int s = 0; s < b->n_seq; s++) {
-                int start = b->seq_start[s], L = b->seq_start[s + 1] - start;
-                for (int t = 0; t < L; t++) attn_first[start + t] = 1.0f / (float)L;
-            }
+static int cpu_embed(ek_backend *bk, ek_err *e) {
+    cpu_be *p = (cpu_be *)bk;
+    (void)e;
+    float *x = p->scratch + p->lay.x;
+    embed(bk->w, p->b, x, p->nt);
+    /* Rows past the batch are computed by the matmuls and ignored: keep
+     * them finite. */
+    memset(x + (size_t)p->R * p->H, 0, sizeof(float) * (size_t)(p->Mp - p->R) * p->H);
+    return EK_OK;
+}
+
+static int cpu_chunk(ek_backend *bk, int i) {
+    cpu_be *p = (cpu_be *)bk;
+    int C = p->chunk->cls->M, r0 = i * C;
+    if (r0 >= p->Mp) return 0;
+    p->r0 = r0;
+    p->n = p->Mp - r0 < C ? p->Mp - r0 : C;
+    return 1;
+}
+
+/* The current chunk's rows of a slot.  FFN is chunk-local: the f32 / bf16
+ * intermediate, or int8's u8 values (their row scales are rs + FFN_CHUNK). */
+static void *slot_rows(const cpu_be *p, int slot) {
+    float *buf = p->scratch + p->lay.buf;
+    size_t r0 = (size_t)p->r0, H = (size_t)p->H;
+    switch (slot) {
+    case EK_SLOT_X: return p->scratch + p->lay.x + r0 * H;
+    case EK_SLOT_QKV: return buf + r0 * 3 * H;
+    case EK_SLOT_CTX: return buf + (size_t)p->Mp * 3 * H + r0 * H;
+    default:
+        return p->rt->dtype == EK_FWD_INT8 ? (void *)((uint8_t *)(p->scratch + p->lay.low) +
+                                                      round_up((size_t)FFN_CHUNK * H, 64))
+                                           : (void *)(p->scratch + p->lay.ffn);
+    }
+}
+
+/* dst = epi(src W^T + b) on the current chunk, in the runtime's dtype: f32
+ * reads the slots as they are; bf16 converts an f32 source to bf16 first
+ * (FFN is bf16 already: FFN_IN's primitive writes bf16); int8 quantizes an
+ * f32 source per row, multiplies into s32 sums and runs the epilogue, which
+ * for FFN_IN fuses GELU with the quantization FFN_OUT reads. */
+static int cpu_linear(ek_backend *bk, int li, int which, int src, int dst, ek_out epi, ek_err *e) {
+    cpu_be *p = (cpu_be *)bk;
+    const ek_bert_runtime *rt = p->rt;
+    if (which < 0 || which >= EK_LIN_COUNT || epi != plan_out[which] ||
+        (src == EK_SLOT_FFN) != (which == EK_LIN_FFN_OUT) || (dst == EK_SLOT_FFN) != (which == EK_LIN_FFN_IN))
+        return ek_err_set(e, EK_ERR_INTERNAL, "forward: linear %d with slots %d -> %d is not the packed plan", which,
+                          src, dst);
+    const ek_mm_weights *mw = &rt->lin[li][which];
+    ek_rt_slot *s = p->Mp - p->r0 >= p->chunk->cls->M ? p->chunk : p->tail;
+    const int n = p->n, K = mw->K;
+    void *A = slot_rows(p, src), *C = slot_rows(p, dst);
+    void *low = p->scratch + p->lay.low;
+    int rc = 0;
+    if (rt->dtype == EK_FWD_F32) {
+        rc = ek_mm_run(&s->cls->prim[which], &s->io[which], s->stream, A, mw, C);
+    } else if (rt->dtype == EK_FWD_BF16) {
+        if (src != EK_SLOT_FFN) {
+            to_bf16(rt, A, n, K, low, p->nt);
+            A = low;
+        }
+        rc = ek_mm_run(&s->cls->prim[which], &s->io[which], s->stream, A, mw, C);
+    } else {
+        int32_t *acc = (int32_t *)(p->scratch + p->lay.ffn); /* the chunk's sums */
+        float *rs = p->scratch + p->lay.rs, *rs_ffn = rs + FFN_CHUNK;
+        float *tmp = p->scratch + p->lay.tmp;
+        size_t ts = p->lay.per_thread_tmp;
+        if (src == EK_SLOT_FFN) {
+            rs = rs_ffn;
         } else {
-            for (int r = 0; r < R; r++) {
-                float sum = 0.0f;
-                for (int h = 0; h < cfg->heads; h++) sum += hp[(size_t)h * p.Mp + r];
-                attn_first[r] = sum / (float)cfg->heads;
-            }
+            quant(rt, A, n, K, low, rs, p->nt);
+            A = low;
+        }
+        rc = ek_mm_run(&s->cls->prim[which], &s->io[which], s->stream, A, mw, acc);
+        if (!rc && epi == EK_OUT_GELU)
+            epilogue(rt, mw, acc, rs, n, EK_EPI_GELU_QUANT, NULL, C, rs_ffn, tmp, ts, p->nt);
+        else if (!rc)
+            epilogue(rt, mw, acc, rs, n, epi == EK_OUT_STORE ? EK_EPI_STORE : EK_EPI_ADD, C, NULL, NULL, tmp, ts,
+                     p->nt);
+    }
+    if (rc)
+        return ek_err_set(e, EK_ERR_INTERNAL, "forward: oneDNN matmul failed (layer %d, %d rows)", li, p->Mp);
+    return EK_OK;
+}
+
+static int cpu_attention(ek_backend *bk, int li, int want_probs, ek_err *e) {
+    cpu_be *p = (cpu_be *)bk;
+    (void)li, (void)e;
+    p->job.headprob = want_probs ? p->scratch + p->lay.headprob : NULL;
+    attention(p->b, &p->job, p->nt);
+    /* Rows past the batch: attention leaves them; keep them finite. */
+    memset(p->job.ctx + (size_t)p->R * p->H, 0, sizeof(float) * (size_t)(p->Mp - p->R) * p->H);
+    return EK_OK;
+}
+
+static int cpu_layernorm(ek_backend *bk, int li, int which, int slot, ek_err *e) {
+    cpu_be *p = (cpu_be *)bk;
+    (void)e;
+    const ek_bert_layer *L = &bk->w->layer[li];
+    layernorm_rows(slot_rows(p, slot), p->n, which == EK_OP_LN_ATTN ? &L->ln_attn : &L->ln_ffn, p->H,
+                   bk->w->cfg.ln_eps, p->nt);
+    return EK_OK;
+}
+
+static int cpu_end(ek_backend *bk, int rc, float *hidden_out, float *attn_first, ek_err *e) {
+    cpu_be *p = (cpu_be *)bk;
+    const ek_bert_config *cfg = &bk->w->cfg;
+    (void)e;
+    ek_bert_runtime_release(p->rt, p->chunk);
+    ek_bert_runtime_release(p->rt, p->tail);
+    if (rc != EK_OK) return rc;
+    if (hidden_out) memcpy(hidden_out, p->scratch + p->lay.x, sizeof(float) * (size_t)p->R * p->H);
+    if (attn_first && cfg->layers == 0) {
+        ek_graph_uniform_weights(p->b, attn_first);
+    } else if (attn_first) {
+        const float *hp = p->scratch + p->lay.headprob;
+        for (int r = 0; r < p->R; r++) {
+            float sum = 0.0f;
+            for (int h = 0; h < cfg->heads; h++) sum += hp[(size_t)h * p->Mp + r];
+            attn_first[r] = sum / (float)cfg->heads;
         }
     }
     return EK_OK;
 }
 
+static const ek_backend_ops cpu_ops = {cpu_begin, cpu_embed, cpu_chunk, cpu_linear,
+                                       cpu_attention, cpu_layernorm, cpu_end};
+
 int ek_bert_forward(const ek_bert_weights *w, const ek_fwd_batch *batch,
                     float *hidden_out, float *attn_first, void *scratch,
                     int threads, ek_err *e) {
-    int rc = check_batch(w, batch, e);
+    int rc = ek_graph_check(w, batch, e);
     if (rc != EK_OK) return rc;
-    int R = batch->seq_start[batch->n_seq];
-    if (R == 0) return EK_OK;
+    if (batch->seq_start[batch->n_seq] == 0) return EK_OK;
     int nt = resolve_threads(threads);
     /* oneDNN reads the calling thread's OpenMP setting, so this sets it
      * (the calling thread keeps nt for later OpenMP regions). */
@@ -484,15 +444,8 @@ int ek_bert_forward(const ek_bert_weights *w, const ek_fwd_batch *batch,
         if (rc) return rc;
         rt = own;
     }
-    ek_bert_config c2 = w->cfg;
-    c2.compute_dtype = rt->dtype;
-    layout lay = make_layout(&c2, R, nt);
-    float *x = (float *)scratch + lay.x;
-    const int H = w->cfg.hidden;
-    embed(w, batch, x, nt);
-    memset(x + (size_t)R * H, 0, sizeof(float) * (lay.Mp - (size_t)R) * H);
-    rc = run_layers(w, rt, batch, x, attn_first, (float *)scratch, nt, e);
-    if (rc == EK_OK) memcpy(hidden_out, x, sizeof(float) * (size_t)R * H);
+    cpu_be be = {.base = {&cpu_ops, w}, .rt = rt, .scratch = scratch, .nt = nt};
+    rc = ek_graph_run(&be.base, batch, attn_first != NULL, hidden_out, attn_first, e);
     ek_bert_runtime_free(own);
     return rc;
 }

@@ -9,6 +9,7 @@
 #include "compute/gemm.h"
 #include "model/model.h"
 #include "model/prepack.h"
+#include "runtime/device.h"
 #include "text/tokenizer.h"
 
 const char *ek_version(void) { return EK_VERSION_STRING; }
@@ -28,6 +29,7 @@ ek_status ek_ctx_new(ek_ctx **out) {
 
 void ek_ctx_free(ek_ctx *ctx) {
     if (!ctx) return;
+    ek_device_release(ctx);
     free(ctx->ws);
     ek_tok_work_free(ctx->tok);
     ek_encoding_free(&ctx->enc);
@@ -127,8 +129,10 @@ ek_status ek_model_load_opts(ek_ctx *ctx, const char *dir, const ek_load_options
     int dtype = opts ? (int)opts->dtype : EK_DTYPE_F32;
     if (dtype < EK_DTYPE_F32 || dtype > EK_DTYPE_INT8)
         return (ek_status)ek_err_set(&ctx->err, EK_ERR_INVALID_ARG, "dtype: %d is not f32, bf16 or int8", dtype);
-    int rc = ek_model_load_dir_dtype(dir, dtype, out, &ctx->err);
-    return (ek_status)rc;
+    ek_load_options o;
+    if (opts) o = *opts;
+    else ek_load_options_init(&o);
+    return (ek_status)ek_model_load_dir_opts(dir, &o, out, &ctx->err);
 }
 
 void ek_model_free(ek_model *model) { ek_model_destroy(model); }

@@ -9,6 +9,7 @@
 #include "embedkit.h"
 
 struct ek_tok_work;
+struct ek_gpu;
 
 /* A buffer kept across calls: grown (contents kept), never shrunk. */
 typedef struct ek_ctx_buf {
@@ -19,6 +20,14 @@ typedef struct ek_ctx_buf {
 struct ek_ctx {
     int threads;
     ek_err err;
+    /* Where ek_embed runs (runtime/device.c): */
+    int dev_kind;            /* EK_DEV_* (runtime/device.h); 0: the CPU */
+    int dev_p, dev_d;        /* EK_DEV_OPENCL: platform and device */
+    int gpu_min_tokens;      /* auto's threshold; 0: EK_GPU_MIN_TOKENS_DEFAULT */
+    struct ek_gpu *gpu;      /* opened at first use, owned, closed with ctx */
+    int gpu_probe;           /* auto: 0 not yet asked, 1 a GPU device, -1 none */
+    int on_cpu_only;         /* inside a device call's CPU fallback */
+    char last_device[32];    /* "cpu", "opencl:P:D"; "" before any call */
     void *ws;          /* 64-byte aligned workspace */
     size_t ws_cap;
     /* The per-call state of ek_embed / ek_embed_ids / ek_tokenize, kept so
@@ -28,6 +37,7 @@ struct ek_ctx {
     ek_ctx_buf tk_ids, tk_types; /* all inputs' tokens, back to back */
     ek_ctx_buf tk_index;     /* input starts, length order, sort scratch */
     ek_ctx_buf text;         /* prompt + input */
+    ek_stage_timings timings; /* of the last ek_embed / ek_embed_ids (runtime/embed.c) */
 };
 
 /* Returns a workspace of at least n bytes (grown, never shrunk). */

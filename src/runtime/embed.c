@@ -10,12 +10,14 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "compute/gemm.h"
 #include "model/forward.h"
 #include "model/model.h"
 #include "ops/ops.h"
 #include "runtime/ctx.h"
+#include "runtime/device.h"
 #include "runtime/tokenized.h"
 
 void ek_embed_options_init(ek_embed_options *o) {
@@ -190,9 +192,25 @@ done:
     return rc;
 }
 
-/* Pools one sequence and applies the head; writes dim floats to out. */
+/* CLOCK_MONOTONIC in ns, for the per-stage timings (a vDSO read, no
+ * allocation). */
+static uint64_t mono_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+ek_status ek_ctx_last_timings(const ek_ctx *ctx, ek_stage_timings *out) {
+    if (!ctx || !out) return EK_ERR_INVALID_ARG;
+    *out = ctx->timings;
+    return EK_OK;
+}
+
+/* Pools one sequence and applies the head; writes dim floats to out.  *now
+ * is the time the pooling starts; on return, the time the head finished
+ * (the two stages are added to tm). */
 static void head(const ek_model *m, const ek_embed_options *o, const float *h, const float *attn, int L,
-                 int mask_from, float *a, float *b, float *out, int dim) {
+                 int mask_from, float *a, float *b, float *out, int dim, ek_stage_timings *tm, uint64_t *now) {
     int H = m->w.cfg.hidden, d = 0;
     if (o->pooling >= 0) {
         ek_op_pool(o->pooling, h, L, H, mask_from, attn, a);
@@ -200,7 +218,12 @@ static void head(const ek_model *m, const ek_embed_options *o, const float *h, c
     } else {
         for (int k = 0; k < m->n_pool; k++, d += H) ek_op_pool(m->pool_order[k], h, L, H, mask_from, attn, a + d);
     }
+    uint64_t pooled = mono_ns();
     ek_model_head(m, o->normalize, a, b, d, out, dim);
+    uint64_t done = mono_ns();
+    tm->pool_ns += pooled - *now;
+    tm->normalize_ns += done - pooled;
+    *now = done;
 }
 
 /* Runs the forward pass and head over tokenized inputs, in length-sorted
@@ -274,7 +297,12 @@ static int embed_tokenized(ek_ctx *ctx, const ek_model *m, tokenized *tkp, size_
             j++;
         }
         ek_fwd_batch b = {bids, btypes, seq_start, (int)(j - i)};
+        uint64_t t0 = mono_ns();
         rc = ek_bert_forward(&m->w, &b, hidden, want_attn ? attn : NULL, scratch, threads, e);
+        uint64_t now = mono_ns();
+        ctx->timings.forward_ns += now - t0;
+        ctx->timings.batches++;
+        ctx->timings.tokens += tokens;
         if (rc) {
             /* Name the input, not the position in the sorted batch. */
             ek_err_prefix(e, "batch of inputs starting at sorted position %zu", i);
@@ -284,7 +312,7 @@ static int embed_tokenized(ek_ctx *ctx, const ek_model *m, tokenized *tkp, size_
             int idx = tk.order[i + s];
             int L = seq_start[s + 1] - seq_start[s];
             head(m, opts, hidden + (size_t)seq_start[s] * H, attn + seq_start[s], L, mask_from, ta, tb,
-                 out + (size_t)idx * dim, dim);
+                 out + (size_t)idx * dim, dim, &ctx->timings, &now);
             if (token_counts) token_counts[idx] = L;
         }
         i = j;
@@ -295,6 +323,8 @@ static int embed_tokenized(ek_ctx *ctx, const ek_model *m, tokenized *tkp, size_
 ek_status ek_embed(ek_ctx *ctx, const ek_model *m, const char *const *texts, const size_t *lens, size_t n,
                    const ek_embed_options *opts, float *out, int32_t *token_counts) {
     if (!ctx) return EK_ERR_INVALID_ARG;
+    uint64_t t_start = mono_ns();
+    memset(&ctx->timings, 0, sizeof ctx->timings);
     ek_err *e = &ctx->err;
     ek_err_clear(e);
     if (!m || (!texts && n) || (!out && n))
@@ -307,16 +337,23 @@ ek_status ek_embed(ek_ctx *ctx, const ek_model *m, const char *const *texts, con
     int rc = check_opts(m, opts, e);
     if (rc || n == 0) return (ek_status)rc;
     if (n > (size_t)INT32_MAX) return (ek_status)ek_err_set(e, EK_ERR_INVALID_ARG, "ek_embed: too many inputs");
+    /* The context's device (ek_ctx_set_device) may take the call. */
+    if (ek_device_route(ctx, m, texts, lens, n, opts, out, token_counts, &rc)) return (ek_status)rc;
     tokenized tk;
     int prompt_tokens = 0;
     rc = ek_tokenize_inputs(ctx, m, texts, lens, n, opts, &tk, &prompt_tokens, e);
+    ctx->timings.inputs = n;
+    ctx->timings.tokenize_ns = mono_ns() - t_start;
     if (!rc) rc = embed_tokenized(ctx, m, &tk, n, opts, prompt_tokens, out, token_counts);
+    ctx->timings.total_ns = mono_ns() - t_start;
     return (ek_status)rc;
 }
 
 ek_status ek_embed_ids(ek_ctx *ctx, const ek_model *m, const int32_t *ids, const int32_t *lens, size_t n,
                        const ek_embed_options *opts, float *out) {
     if (!ctx) return EK_ERR_INVALID_ARG;
+    uint64_t t_start = mono_ns();
+    memset(&ctx->timings, 0, sizeof ctx->timings);
     ek_err *e = &ctx->err;
     ek_err_clear(e);
     if (!m || (n && (!ids || !lens || !out)))
@@ -355,7 +392,9 @@ ek_status ek_embed_ids(ek_ctx *ctx, const ek_model *m, const int32_t *ids, const
             tk.order[i] = (int)i;
         }
         sort_by_length(tk.order, tmp, (int)n, tk.start);
+        ctx->timings.inputs = n;
         rc = embed_tokenized(ctx, m, &tk, n, opts, 0, out, NULL);
+        ctx->timings.total_ns = mono_ns() - t_start;
     }
     return (ek_status)rc;
 }
