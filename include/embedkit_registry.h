@@ -411,6 +411,41 @@ ek_status ek_registry_resolve_opts(ek_ctx *ctx, const char *home, const char *re
 
 /* ---- model pool ------------------------------------------------------------- */
 
+/* ---- loading by reference; the packed-weight cache ---------------------- */
+
+/* Loads the model a reference names (DIR, name, name@N, name@alias; the
+ * same checks as ek_registry_resolve, with the registry's verify_on_load
+ * setting) with opts (NULL: the defaults).  Unless opts->packed_cache_dir
+ * is set, the packed-weight cache HOME/packed is used; for a registry
+ * version the cache key takes the SHA-256s the registry recorded for its
+ * weight files instead of hashing the tensors.  Free with ek_model_free. */
+ek_status ek_registry_load_model(ek_ctx *ctx, ek_registry *reg, const char *ref,
+                                 const ek_load_options *opts, ek_model **out);
+
+typedef enum ek_packed_cache_state {
+    EK_PACKED_CACHE_OFF = 0,      /* no cache directory: packed in private memory */
+    EK_PACKED_CACHE_HIT = 1,      /* a valid file was mapped: nothing was packed */
+    EK_PACKED_CACHE_WRITTEN = 2,  /* packed, written, and the file mapped; reason
+                                     says why there was no usable file */
+    EK_PACKED_CACHE_FALLBACK = 3  /* the cache could not be used: packed in
+                                     private memory; reason says why */
+} ek_packed_cache_state;
+
+typedef struct ek_packed_cache_info {
+    ek_packed_cache_state state;
+    char path[4096];              /* the cache file ("" when OFF) */
+    char reason[512];
+    uint64_t file_bytes;          /* its size (mapped, shared) */
+    uint64_t private_bytes;       /* packed weights + fused QKV this model
+                                     holds in private memory (0 when mapped) */
+    int weights_hashed;           /* 1: the tensors were hashed for the key,
+                                     0: a weights digest was given */
+    double key_ms, open_ms, pack_ms, write_ms; /* where the load spent its time */
+} ek_packed_cache_info;
+
+/* What the packed-weight cache did when model was loaded. */
+ek_status ek_model_packed_cache_info(const ek_model *model, ek_packed_cache_info *out);
+
 /* Loaded models keyed by (name, version), shared by threads: a load asked
  * for by many threads at once happens once; idle versions are unloaded
  * least-recently-used first when the loaded total exceeds the budget; a

@@ -5,8 +5,9 @@
  * pool, embedding a small batch and releasing it.  relative_throughput is
  * many / one: what serving V versions costs against serving one.  Versions
  * imported from the same files share blobs (hard links), so the weights
- * each load maps share page cache (pss_bytes); what the loader copies into
- * private memory (rss_anon_bytes) is paid per loaded version. */
+ * each load maps share page cache (pss_bytes), and the pool maps their
+ * packed weights from one file under HOME/packed (packed_mapped_versions;
+ * private_packed_bytes is what versions without it hold privately). */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -216,22 +217,33 @@ int ek_bench_versions(int argc, char **argv) {
     long long file = proc_bytes("status", "RssFile"), pss = proc_bytes("smaps_rollup", "Pss");
     ek_pool_stats st;
     ek_pool_get_stats(pool, &st);
+    int mapped = 0;
+    uint64_t private_packed = 0;
+    for (int i = 0; i < versions; i++) {
+        ek_packed_cache_info pci;
+        if (ek_model_packed_cache_info(ek_pool_model(held[i]), &pci)) continue;
+        mapped += pci.state == EK_PACKED_CACHE_HIT || pci.state == EK_PACKED_CACHE_WRITTEN;
+        private_packed += pci.private_bytes;
+    }
     if (json)
         printf("{\"model\":\"%s\",\"versions\":%d,\"threads\":%d,\"requests\":%d,\"texts_per_request\":%zu,"
                "\"rounds\":%d,\"requests_per_s_one_version\":%.2f,\"requests_per_s_round_robin\":%.2f,"
                "\"relative_throughput\":%.4f,\"load_ms_per_version\":%.3f,\"rss_bytes\":%lld,"
                "\"rss_anon_bytes\":%lld,\"rss_file_bytes\":%lld,\"pss_bytes\":%lld,"
-               "\"sum_model_bytes\":%llu,\"pool_loads\":%llu}\n",
+               "\"sum_model_bytes\":%llu,\"pool_loads\":%llu,\"packed_mapped_versions\":%d,"
+               "\"private_packed_bytes\":%llu}\n",
                name, versions, threads, requests, N_TEXTS, rounds, one, many, many / one, load_ms, rss, anon,
-               file, pss, (unsigned long long)sum_bytes, (unsigned long long)st.loads);
+               file, pss, (unsigned long long)sum_bytes, (unsigned long long)st.loads, mapped,
+               (unsigned long long)private_packed);
     else
         printf("%d versions of %s, %d threads, %d requests of %zu texts (best of %d)\n"
                "  one version:  %.1f requests/s\n  round robin:  %.1f requests/s (relative %.3f)\n"
                "  load:         %.2f ms per version\n"
-               "  memory:       rss %.1f MB (anon %.1f, file %.1f), pss %.1f MB for %.1f MB of model files\n",
+               "  memory:       rss %.1f MB (anon %.1f, file %.1f), pss %.1f MB for %.1f MB of model files\n"
+               "  packed:       %d of %d versions mapped from HOME/packed, %.1f MB private\n",
                versions, name, threads, requests, N_TEXTS, rounds, one, many, many / one, load_ms,
                (double)rss / 1e6, (double)anon / 1e6, (double)file / 1e6, (double)pss / 1e6,
-               (double)sum_bytes / 1e6);
+               (double)sum_bytes / 1e6, mapped, versions, (double)private_packed / 1e6);
 out:
     if (held)
         for (int i = 0; i < versions; i++) ek_pool_release(held[i]);

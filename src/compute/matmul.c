@@ -5,6 +5,7 @@
 
 #include <math.h>
 #include <oneapi/dnnl/dnnl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -117,20 +118,36 @@ out:
     return rc;
 }
 
+/* The layout for a mid-size M; the same layout must serve every row class
+ * (checked at both ends), or results could depend on M. */
+static int weights_md(dnnl_engine_t eng, ek_mm_type type, int N, int K, dnnl_memory_desc_t *wmd) {
+    if (N <= 0 || K <= 0 || (type != EK_MM_F32 && type != EK_MM_BF16 && type != EK_MM_S8)) return -1;
+    dnnl_memory_desc_t other;
+    if (packed_md(eng, 64, N, K, type, wmd)) return -1;
+    static const int probe[] = {16, 256};
+    for (size_t i = 0; i < sizeof probe / sizeof probe[0]; i++)
+        if (packed_md(eng, probe[i], N, K, type, &other) || !dnnl_memory_desc_equal(wmd, &other))
+            return -1;
+    return 0;
+}
+
+static int bias_mem(ek_mm_weights *pw, dnnl_engine_t eng, const float *bias) {
+    dnnl_memory_desc_t b_md;
+    if (!bias) return 0;
+    if (md2(&b_md, 1, pw->N, EK_MM_F32) || dnnl_memory_create(&pw->bias, &b_md, eng, (void *)bias)) {
+        pw->bias = NULL;
+        return -1;
+    }
+    return 0;
+}
+
 int ek_mm_weights_pack(ek_mm_weights *pw, dnnl_engine_t eng, ek_mm_type type, const float *W,
                        const float *bias, int N, int K) {
     memset(pw, 0, sizeof *pw);
-    if (N <= 0 || K <= 0 || (type != EK_MM_F32 && type != EK_MM_BF16 && type != EK_MM_S8)) return -1;
     pw->N = N, pw->K = K, pw->type = type, pw->bias_ptr = bias;
-    /* The layout for a mid-size M; the same layout must serve every row
-     * class (checked at both ends), or results could depend on M. */
-    dnnl_memory_desc_t wmd, other;
-    if (packed_md(eng, 64, N, K, type, &wmd)) return -1;
-    static const int probe[] = {16, 256};
-    for (size_t i = 0; i < sizeof probe / sizeof probe[0]; i++)
-        if (packed_md(eng, probe[i], N, K, type, &other) || !dnnl_memory_desc_equal(&wmd, &other))
-            return -1;
-    dnnl_memory_desc_t src_md, b_md;
+    dnnl_memory_desc_t wmd;
+    if (weights_md(eng, type, N, K, &wmd)) return -1;
+    dnnl_memory_desc_t src_md;
     dnnl_dims_t wd = {K, N}, strides = {1, K}; /* torch's [N][K] seen as K x N */
     dnnl_memory_t src = NULL;
     float *q = NULL;
@@ -178,12 +195,7 @@ int ek_mm_weights_pack(ek_mm_weights *pw, dnnl_engine_t eng, ek_mm_type type, co
         free(buf);
         if (!ok) goto out;
     }
-    if (bias) {
-        if (md2(&b_md, 1, N, EK_MM_F32) || dnnl_memory_create(&pw->bias, &b_md, eng, (void *)bias)) {
-            pw->bias = NULL;
-            goto out;
-        }
-    }
+    if (bias_mem(pw, eng, bias)) goto out;
     rc = 0;
 out:
     free(q);
@@ -195,9 +207,98 @@ out:
 void ek_mm_weights_free(ek_mm_weights *pw) {
     if (pw->w) dnnl_memory_destroy(pw->w);
     if (pw->bias) dnnl_memory_destroy(pw->bias);
-    free(pw->scale);
-    free(pw->colsum);
+    if (!pw->borrowed) {
+        free(pw->scale);
+        free(pw->colsum);
+    }
     memset(pw, 0, sizeof *pw);
+}
+
+const void *ek_mm_weights_data(const ek_mm_weights *pw) {
+    void *p = NULL;
+    if (!pw->w || dnnl_memory_get_data_handle(pw->w, &p) != dnnl_success) return NULL;
+    return p;
+}
+
+int ek_mm_layout_init(ek_mm_layout *l, dnnl_engine_t eng, ek_mm_type type, int N, int K) {
+    memset(l, 0, sizeof *l);
+    dnnl_memory_desc_t *md = malloc(sizeof *md);
+    if (!md || weights_md(eng, type, N, K, md)) {
+        free(md);
+        return -1;
+    }
+    l->md = md;
+    l->bytes = dnnl_memory_desc_get_size(md);
+    l->type = type, l->N = N, l->K = K;
+    return 0;
+}
+
+void ek_mm_layout_free(ek_mm_layout *l) {
+    free(l->md);
+    memset(l, 0, sizeof *l);
+}
+
+/* Appends printf output at *len; returns -1 once the buffer is full. */
+static int put(char *buf, size_t cap, size_t *len, const char *fmt, long long v) {
+    int n = snprintf(buf + *len, cap - *len, fmt, v);
+    if (n < 0 || (size_t)n >= cap - *len) return -1;
+    *len += (size_t)n;
+    return 0;
+}
+
+int ek_mm_layout_describe(const ek_mm_layout *l, char *buf, size_t cap) {
+    /* Field by field: the struct has padding and a union whose unused bytes
+     * are not defined, so its raw bytes cannot be compared or hashed. */
+    const dnnl_memory_desc_t *md = l->md;
+    size_t len = 0;
+    int bad = !md || !cap;
+    if (!bad) buf[0] = '\0';
+    bad = bad || put(buf, cap, &len, "dt %lld", (long long)md->data_type) ||
+          put(buf, cap, &len, " kind %lld", (long long)md->format_kind) ||
+          put(buf, cap, &len, " off0 %lld", (long long)md->offset0) ||
+          put(buf, cap, &len, " bytes %lld", (long long)l->bytes);
+    for (int d = 0; !bad && d < md->ndims; d++)
+        bad = put(buf, cap, &len, " [dim %lld", (long long)md->dims[d]) ||
+              put(buf, cap, &len, " pad %lld", (long long)md->padded_dims[d]) ||
+              put(buf, cap, &len, " poff %lld", (long long)md->padded_offsets[d]) ||
+              put(buf, cap, &len, " stride %lld]",
+                  md->format_kind == dnnl_blocked ? (long long)md->format_desc.blocking.strides[d] : -1LL);
+    if (!bad && md->format_kind == dnnl_blocked) {
+        const dnnl_blocking_desc_t *b = &md->format_desc.blocking;
+        bad = put(buf, cap, &len, " blocks %lld", (long long)b->inner_nblks);
+        for (int i = 0; !bad && i < b->inner_nblks; i++)
+            bad = put(buf, cap, &len, " %lld", (long long)b->inner_blks[i]) ||
+                  put(buf, cap, &len, "@%lld", (long long)b->inner_idxs[i]);
+    }
+    if (!bad)
+        bad = put(buf, cap, &len, " extra %lld", (long long)md->extra.flags) ||
+              put(buf, cap, &len, " %lld", (long long)md->extra.compensation_mask) ||
+              put(buf, cap, &len, " %lld", (long long)md->extra.asymm_compensation_mask) ||
+              put(buf, cap, &len, " %lld", (long long)(md->extra.scale_adjust * 1e6f));
+    return bad ? -1 : 0;
+}
+
+int ek_mm_weights_wrap(ek_mm_weights *pw, dnnl_engine_t eng, const ek_mm_layout *l, const void *packed,
+                       const float *scale, const int32_t *colsum, const float *bias) {
+    memset(pw, 0, sizeof *pw);
+    if (!l->md || !packed || (l->type == EK_MM_S8 && (!scale || !colsum))) return -1;
+    pw->N = l->N, pw->K = l->K, pw->type = l->type, pw->bias_ptr = bias;
+    pw->bytes = l->bytes;
+    pw->borrowed = 1;
+    /* The struct fields are not const (packing fills them); borrowed ones
+     * are only read, see ek_mm_weights_wrap in matmul.h. */
+    pw->scale = (float *)scale;
+    pw->colsum = (int32_t *)colsum;
+    if (dnnl_memory_create(&pw->w, l->md, eng, (void *)packed) != dnnl_success) {
+        pw->w = NULL;
+        ek_mm_weights_free(pw);
+        return -1;
+    }
+    if (bias_mem(pw, eng, bias)) {
+        ek_mm_weights_free(pw);
+        return -1;
+    }
+    return 0;
 }
 
 int ek_mm_prim_init(ek_mm_prim *p, dnnl_engine_t eng, int M, const ek_mm_weights *pw, ek_mm_type dst,

@@ -47,7 +47,8 @@ int ek_mm_row_class(int M);
 /* One linear layer y = x W^T + b, W [N][K] f32 row-major (torch layout),
  * packed for `type` (F32, BF16 or S8). */
 typedef struct ek_mm_weights {
-    struct dnnl_memory *w;     /* packed weights, owning their buffer */
+    struct dnnl_memory *w;     /* packed weights: owning their buffer, or on
+                                  borrowed bytes (ek_mm_weights_wrap) */
     struct dnnl_memory *bias;  /* [N] f32 (the caller's array), or NULL */
     float *scale;              /* S8: per output channel, W ~ scale[n] * q */
     int32_t *colsum;           /* S8: sum_k q[n][k] */
@@ -55,6 +56,9 @@ typedef struct ek_mm_weights {
     int N, K;
     ek_mm_type type;
     size_t bytes;              /* packed size */
+    int borrowed;              /* w's bytes, scale and colsum belong to the
+                                  caller (often a read-only mapping: nothing
+                                  here writes them) */
 } ek_mm_weights;
 
 /* Returns 0 or -1 (type unsupported on this CPU / oneDNN build, no
@@ -63,6 +67,34 @@ int ek_mm_weights_pack(ek_mm_weights *pw, struct dnnl_engine *eng,
                        ek_mm_type type, const float *W, const float *bias,
                        int N, int K);
 void ek_mm_weights_free(ek_mm_weights *pw);
+/* The packed bytes (pw->bytes of them), e.g. to store them in a file. */
+const void *ek_mm_weights_data(const ek_mm_weights *pw);
+
+/* The packed layout ek_mm_weights_pack uses for an N x K weight of `type`,
+ * found without packing (the same row-class checks): what a packed-weight
+ * cache keys on and re-uses packed bytes with (model/packcache.h). */
+typedef struct ek_mm_layout {
+    void *md;                  /* dnnl_memory_desc_t, owned */
+    size_t bytes;
+    ek_mm_type type;
+    int N, K;
+} ek_mm_layout;
+
+int ek_mm_layout_init(ek_mm_layout *l, struct dnnl_engine *eng, ek_mm_type type, int N, int K);
+void ek_mm_layout_free(ek_mm_layout *l);
+/* A canonical one-line text of the layout (type, dims, padded dims,
+ * strides, inner blocks, extra flags; no struct padding bytes), equal for
+ * equal layouts.  Returns 0, or -1 when cap is too small. */
+int ek_mm_layout_describe(const ek_mm_layout *l, char *buf, size_t cap);
+/* Weights on packed bytes made earlier by ek_mm_weights_pack for layout l
+ * (same type, N, K): nothing is copied and pw->borrowed is set.  packed,
+ * scale and colsum (S8 only) must outlive pw; they are only ever read:
+ * oneDNN 2.6 creates memory on a user pointer without zero-padding it and
+ * matmul reads weights through a const pointer (CTX_IN_MEM), so a
+ * PROT_READ mapping is safe.  Returns 0 or -1. */
+int ek_mm_weights_wrap(ek_mm_weights *pw, struct dnnl_engine *eng, const ek_mm_layout *l,
+                       const void *packed, const float *scale, const int32_t *colsum,
+                       const float *bias);
 
 enum {
     EK_MM_BIAS = 1,       /* + bias[N] (F32 / BF16 sources only) */

@@ -6,8 +6,9 @@
  * config_sentence_transformers.json).  Every field is checked: a missing,
  * malformed or inconsistent file is refused with an error naming the file and
  * the field.  F32 weights are used in place from the mapping; F16/BF16 are
- * converted to f32 once here, as is the fused QKV matrix the forward pass
- * wants. */
+ * converted to f32 once here.  The fused QKV matrix the forward pass wants
+ * and the packed weights are made here too, or mapped from the packed-weight
+ * cache (ek_load_options.packed_cache_dir, model/packcache.h). */
 #include "model/model.h"
 
 #include <math.h>
@@ -18,6 +19,7 @@
 #include "base/file.h"
 #include "model/json_util.h"
 #include "model/prepack.h"
+#include "embedkit_registry.h"
 
 /* ---- tensors ------------------------------------------------------------ */
 
@@ -222,7 +224,8 @@ static int load_weights(struct ek_model *m, ek_err *e) {
     m->w.ln_emb.n = H;
     if (rc) return rc;
     m->w.layer = calloc((size_t)c->layers, sizeof *m->w.layer);
-    if (!m->w.layer) return ek_err_set(e, EK_ERR_NOMEM, "out of memory");
+    m->qkv_src = calloc((size_t)(c->layers > 0 ? c->layers : 1), sizeof *m->qkv_src);
+    if (!m->w.layer || !m->qkv_src) return ek_err_set(e, EK_ERR_NOMEM, "out of memory");
     m->n_layers_alloc = c->layers;
     for (int l = 0; l < c->layers && !rc; l++) {
         ek_bert_layer *L = &m->w.layer[l];
@@ -248,18 +251,11 @@ static int load_weights(struct ek_model *m, ek_err *e) {
         if (!rc) rc = T("output.LayerNorm.bias", H, 0, &L->ln_ffn.beta);
 #undef T
         if (rc) break;
-        /* Fuse Q, K, V into one [3H][H] matrix: one GEMM instead of three. */
-        float *qkv = owned_alloc(m, (size_t)3 * H * H + (size_t)3 * H, e);
-        if (!qkv) return e ? e->status : EK_ERR_NOMEM;
-        size_t hh = (size_t)H * H;
-        memcpy(qkv, q, hh * sizeof(float));
-        memcpy(qkv + hh, k, hh * sizeof(float));
-        memcpy(qkv + 2 * hh, v, hh * sizeof(float));
-        float *bias = qkv + 3 * hh;
-        memcpy(bias, qb, (size_t)H * sizeof(float));
-        memcpy(bias + H, kb, (size_t)H * sizeof(float));
-        memcpy(bias + 2 * H, vb, (size_t)H * sizeof(float));
-        L->qkv = (ek_linear){qkv, bias, 3 * H, H};
+        /* Fused into one [3H][H] matrix (one GEMM instead of three) by
+         * build_encoder: in private memory, or found in the packed-weight
+         * cache file without making the copy at all. */
+        m->qkv_src[l] = (ek_qkv_src){q, k, v, qb, kb, vb};
+        L->qkv = (ek_linear){NULL, NULL, 3 * H, H};
         L->attn_out.out = H, L->attn_out.in = H;
         L->ffn_in.out = I, L->ffn_in.in = H;
         L->ffn_out.out = H, L->ffn_out.in = I;
@@ -541,12 +537,50 @@ static int load_modules(struct ek_model *m, ek_err *e) {
 
 /* ---- public entry ------------------------------------------------------- */
 
+/* The encoder's compute side: Q, K, V fused and every dense layer packed
+ * for the dtype (model/prepack.h), through the packed-weight cache when
+ * the options name a directory. */
+static int build_encoder(struct ek_model *m, const ek_load_options *o, ek_err *e) {
+    int dtype = (int)o->dtype;
+    int rc;
+    if (o->packed_cache_dir && *o->packed_cache_dir) {
+        ek_pack_cache_opts po = {o->packed_cache_dir, o->weights_digest};
+        rc = ek_bert_runtime_create_cached(&m->w, dtype, m->qkv_src, &po, &m->w.rt, e);
+    } else {
+        int H = m->w.cfg.hidden;
+        rc = EK_OK;
+        for (int l = 0; l < m->w.cfg.layers && !rc; l++) {
+            float *qkv = owned_alloc(m, (size_t)3 * H * H + (size_t)3 * H, e);
+            if (!qkv) {
+                rc = e ? e->status : EK_ERR_NOMEM;
+                break;
+            }
+            ek_qkv_fuse(&m->qkv_src[l], H, qkv);
+            m->w.layer[l].qkv = (ek_linear){qkv, qkv + (size_t)3 * H * H, 3 * H, H};
+        }
+        if (!rc) rc = ek_bert_runtime_create(&m->w, dtype, &m->w.rt, e);
+    }
+    /* The sources point into the safetensors mapping or owned copies; only
+     * the fused result is used from here on. */
+    free(m->qkv_src);
+    m->qkv_src = NULL;
+    return rc;
+}
+
 int ek_model_load_dir(const char *dir, struct ek_model **out, ek_err *e) {
     return ek_model_load_dir_dtype(dir, EK_DTYPE_F32, out, e);
 }
 
 int ek_model_load_dir_dtype(const char *dir, int dtype, struct ek_model **out, ek_err *e) {
+    ek_load_options o;
+    memset(&o, 0, sizeof o);
+    o.dtype = (ek_compute_dtype)dtype;
+    return ek_model_load_dir_opts(dir, &o, out, e);
+}
+
+int ek_model_load_dir_opts(const char *dir, const ek_load_options *o, struct ek_model **out, ek_err *e) {
     *out = NULL;
+    int dtype = (int)o->dtype;
     if (!dir || !*dir) return ek_err_set(e, EK_ERR_INVALID_ARG, "model directory: empty path");
     if (!ek_dir_exists(dir)) return ek_err_set(e, EK_ERR_IO, "%s: not a directory", dir);
     struct ek_model *m = calloc(1, sizeof *m);
@@ -565,8 +599,7 @@ int ek_model_load_dir_dtype(const char *dir, int dtype, struct ek_model **out, e
     if (!rc) rc = load_weights(m, e);
     if (!rc) rc = load_st_config(m, e);
     if (!rc) rc = load_modules(m, e);
-    /* Pack the dense layers for the compute dtype (model/prepack.h). */
-    if (!rc) rc = ek_bert_runtime_create(&m->w, dtype, &m->w.rt, e);
+    if (!rc) rc = build_encoder(m, o, e);
     if (!rc) m->w.cfg.compute_dtype = dtype;
     if (rc) {
         ek_err_prefix(e, "model %s", dir);
@@ -574,6 +607,26 @@ int ek_model_load_dir_dtype(const char *dir, int dtype, struct ek_model **out, e
         return rc;
     }
     *out = m;
+    return EK_OK;
+}
+
+ek_status ek_model_packed_cache_info(const ek_model *m, ek_packed_cache_info *o) {
+    if (!m || !o) return EK_ERR_INVALID_ARG;
+    memset(o, 0, sizeof *o);
+    const ek_bert_runtime *rt = m->w.rt;
+    if (!rt) return EK_OK;
+    const ek_pc_info *c = &rt->cache;
+    o->state = (ek_packed_cache_state)c->state;
+    snprintf(o->path, sizeof o->path, "%s", c->path);
+    snprintf(o->reason, sizeof o->reason, "%s", c->reason);
+    o->file_bytes = c->file_bytes;
+    o->weights_hashed = c->weights_hashed;
+    o->key_ms = c->key_ms, o->open_ms = c->open_ms, o->pack_ms = c->pack_ms, o->write_ms = c->write_ms;
+    if (!rt->map.base) {
+        const ek_bert_config *cfg = &m->w.cfg;
+        o->private_bytes = (uint64_t)rt->packed_bytes +
+                           (uint64_t)cfg->layers * ((uint64_t)3 * cfg->hidden * cfg->hidden + 3u * cfg->hidden) * 4u;
+    }
     return EK_OK;
 }
 
@@ -587,6 +640,7 @@ void ek_model_destroy(struct ek_model *m) {
     for (int i = 0; i < m->n_owned; i++) free(m->owned[i]);
     free(m->owned);
     free(m->w.layer);
+    free(m->qkv_src);
     for (int i = 0; i < m->n_prompts; i++) {
         free(m->prompt_name[i]);
         free(m->prompt_text[i]);

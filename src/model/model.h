@@ -44,7 +44,9 @@ struct ek_model {
     int n_steps;
     int has_modules_json;  /* 0: plain HF model, sentence-transformers'
                               defaults (mean pooling) apply */
-    float **owned;         /* f32 copies (converted dtypes, fused QKV) */
+    float **owned;         /* f32 copies (converted dtypes, fused QKV
+                              when no packed-weight cache is used) */
+    struct ek_qkv_src *qkv_src; /* per layer, while loading only */
     int n_owned, cap_owned;
     int n_layers_alloc;
     int max_seq_length;
@@ -62,6 +64,8 @@ struct ek_model {
 int ek_model_load_dir(const char *dir, struct ek_model **out, ek_err *e);
 /* The same, with the encoder's compute dtype (EK_DTYPE_*). */
 int ek_model_load_dir_dtype(const char *dir, int dtype, struct ek_model **out, ek_err *e);
+/* The same with every load option (dtype, packed-weight cache). */
+int ek_model_load_dir_opts(const char *dir, const ek_load_options *o, struct ek_model **out, ek_err *e);
 void ek_model_destroy(struct ek_model *m);
 
 /* The modules after Pooling (model/head.c): a holds the pooled vector (d

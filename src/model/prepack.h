@@ -23,6 +23,7 @@
 #include "compute/lowp.h"
 #include "compute/matmul.h"
 #include "model/bert.h"
+#include "model/packcache.h"
 
 /* Compute dtypes (the same values as the public EK_DTYPE_*). */
 enum { EK_FWD_F32 = 0, EK_FWD_BF16 = 1, EK_FWD_INT8 = 2 };
@@ -53,6 +54,13 @@ typedef struct ek_bert_runtime {
     unsigned flags[EK_LIN_COUNT];   /* matmul flags (bias presence from layer 0) */
     ek_mm_type dst[EK_LIN_COUNT];
     size_t packed_bytes;
+    /* Where the packed bytes live (ek_bert_runtime_create_cached): a mapped
+     * cache file, or memory of lin[] itself; qkv_own holds the fused QKV
+     * this runtime made when it is not in the mapping. */
+    ek_pc_map map;
+    float *qkv_own;
+    ek_pc_info cache;               /* what the cache did; state EK_PC_OFF
+                                       without one */
 
     pthread_mutex_t mu;             /* guards everything below */
     ek_rt_class **classes;
@@ -67,6 +75,36 @@ typedef struct ek_bert_runtime {
  * run the dtype (bf16 and int8 need AVX-512), EK_ERR_NOMEM. */
 int ek_bert_runtime_create(const ek_bert_weights *w, int dtype, ek_bert_runtime **out, ek_err *e);
 void ek_bert_runtime_free(ek_bert_runtime *rt);
+
+/* One layer's Q, K and V projections as the model file has them (f32). */
+typedef struct ek_qkv_src {
+    const float *q, *k, *v;         /* [H][H] each */
+    const float *qb, *kb, *vb;      /* [H] each */
+} ek_qkv_src;
+
+typedef struct ek_pack_cache_opts {
+    const char *dir;                /* cache directory (created, one level) */
+    /* Identifies the weight files' content (e.g. the registry's SHA-256s
+     * of them); NULL: the tensors are hashed (BLAKE2b, ~0.8 GB/s).  A
+     * wrong digest would map another model's weights: only pass one that
+     * is bound to the exact bytes loaded. */
+    const char *weights_digest;
+} ek_pack_cache_opts;
+
+/* ek_bert_runtime_create with the packed weights (and the fused QKV the
+ * forward and GPU paths read) in a cache file under o->dir, mapped read-only
+ * and shared by every model and process with the same weights (see
+ * model/packcache.h).  Sets w->layer[l].qkv from qkv[l]: the fused [3H][H]
+ * weights and [3H] bias, inside the mapping or in memory the runtime owns.
+ * A missing, foreign, truncated or damaged file is repacked and rewritten;
+ * a directory that cannot be used leaves the weights in private memory as
+ * ek_bert_runtime_create does.  Neither is an error: rt->cache records what
+ * happened and why.  Errors are those of ek_bert_runtime_create. */
+int ek_bert_runtime_create_cached(ek_bert_weights *w, int dtype, const ek_qkv_src *qkv,
+                                  const ek_pack_cache_opts *o, ek_bert_runtime **out, ek_err *e);
+
+/* Fills dst ([3H][H] weights then [3H] bias) from one layer's Q, K, V. */
+void ek_qkv_fuse(const ek_qkv_src *s, int H, float *dst);
 const char *ek_fwd_dtype_name(int dtype);
 
 /* A slot ready for M padded rows (M = ek_mm_row_class of the real rows):

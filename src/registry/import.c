@@ -397,8 +397,8 @@ static void undo_attempt(struct ek_registry *r, const char *name, int64_t versio
     static const char *const sql[] = {
         "DELETE FROM versions WHERE id = ?1",
         "UPDATE models SET highest_version = ?2 WHERE name = ?3 AND highest_version = ?4",
-        "DELETE FROM models WHERE ?5 AND name = ?3 AND NOT EXISTS "
-        "(SELECT 1 FROM versions v WHERE v.model_id = models.id)"};
+        "DELETE FROM models WHERE ?5 AND name = ?3 AND NOT EXISTS (SELECT 1 FROM versions v WHERE v.model_id = models.id)",
+    };
     int ok = 1;
     for (size_t i = 0; i < sizeof sql / sizeof *sql && ok; i++) {
         sqlite3_stmt *st;

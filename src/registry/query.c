@@ -484,7 +484,7 @@ out:
 /* A reference is a path when it could only be one: it has a '/', starts
  * with '.', or names an existing directory (so `--model mydir` keeps
  * working); otherwise it is a registry name. */
-static int is_path_ref(const char *ref) {
+int reg_is_path_ref(const char *ref) {
     return strchr(ref, '/') || ref[0] == '.' || ek_dir_exists(ref);
 }
 
@@ -497,7 +497,7 @@ ek_status ek_registry_resolve_opts(ek_ctx *ctx, const char *home, const char *re
     if (!ctx || !ref || !path || !cap) return EK_ERR_INVALID_ARG;
     ek_err *e = &ctx->err;
     ek_err_clear(e);
-    if (is_path_ref(ref)) return (ek_status)reg_path(path, cap, e, "%s", ref);
+    if (reg_is_path_ref(ref)) return (ek_status)reg_path(path, cap, e, "%s", ref);
     char h[3072];
     int rc;
     if (!home) {

@@ -55,6 +55,21 @@ int reg_name_check(const char *what, const char *name, ek_err *e);
 /* Splits "name[@sel]": name into name (cap EK_REGISTRY_NAME_MAX + 1);
  * *version > 0 for a number, else sel copied into alias ("" = latest). */
 int reg_parse_ref(const char *ref, char *name, char *alias, int64_t *version, ek_err *e);
+/* 1 when ref names a directory rather than a registry model (registry/query.c). */
+int reg_is_path_ref(const char *ref);
+
+/* ---- loading models (registry/load.c) ---- */
+
+/* Digest of the weight files of v (every *.safetensors and
+ * *.safetensors.index.json, by path and SHA-256 as the registry recorded
+ * them): the packed-weight cache key's stand-in for hashing the tensors.
+ * hex gets up to 80 bytes ("" when the version has no such file). */
+int reg_weights_digest(ek_ctx *ctx, ek_registry *r, const char *name, int64_t version, char *hex);
+/* Loads the model in dir with opts (NULL: defaults) and the packed-weight
+ * cache HOME/packed unless opts names another; digest (may be NULL) is
+ * passed as the weights digest unless opts has one.  Errors land in ctx. */
+int reg_model_load(ek_ctx *ctx, const char *home, const char *dir, const char *digest,
+                   const ek_load_options *opts, ek_model **out);
 
 /* ---- files (registry/fsutil.c) ---- */
 
