@@ -83,11 +83,12 @@ typedef enum ek_cmd_type {
 #define EK_SCOPE(t) (1u << (t))
 #define EK_SCOPE_ALL ((1u << EK_CMD_COUNT) - 1u)
 #define EK_SCOPE_EMBED (EK_SCOPE(EK_CMD_EMBED_TEXT) | EK_SCOPE(EK_CMD_EMBED_BATCH))
-/* Commands that carry input text. */
+/* Commands that carry input text (a search by vectors carries none). */
 #define EK_SCOPE_TEXT (EK_SCOPE_EMBED | EK_SCOPE(EK_CMD_TOKENIZE) | \
-                       EK_SCOPE(EK_CMD_SIMILARITY) | EK_SCOPE(EK_CMD_PRELOAD_CACHE))
+                       EK_SCOPE(EK_CMD_SIMILARITY) | EK_SCOPE(EK_CMD_PRELOAD_CACHE) | \
+                       EK_SCOPE(EK_CMD_SEARCH))
 /* Commands that run a model. */
-#define EK_SCOPE_MODEL (EK_SCOPE_TEXT | EK_SCOPE(EK_CMD_SEARCH))
+#define EK_SCOPE_MODEL EK_SCOPE_TEXT
 
 /* "embed_text", "embed_batch", ... ("unknown" out of range). */
 const char *ek_cmd_type_name(int type);
@@ -104,6 +105,8 @@ typedef struct ek_embed_args {
     /* results */
     int dim;
     size_t cache_hits, cache_misses;
+    ek_stage_timings stages;       /* summed over the handler's ek_embed calls
+                                      (zero when the cache served every text) */
     /* storage for EMBED_TEXT (ek_cmd_embed_text points texts/lens here) */
     const char *one_text;
     size_t one_len;
@@ -123,12 +126,32 @@ typedef struct ek_similarity_args {
     double cosine;                 /* result */
 } ek_similarity_args;
 
-/* Search has no built-in handler yet: the search layer registers one. */
+struct ek_index;                   /* embedkit_search.h */
+struct ek_hit;
+
+/* Arguments and results of SEARCH: exact top-k over a caller's index
+ * (embedkit_search.h; its metric and vector type are the index's) for query
+ * texts, embedded with the command's model as EMBED_BATCH embeds them, or
+ * for query vectors embedded already (texts NULL; no model needed). */
 typedef struct ek_search_args {
-    const char *query;
-    size_t query_len;
-    size_t k;
-    void *args;                    /* handler-defined arguments and results */
+    const char *const *texts;      /* n query texts, or NULL with vectors */
+    const size_t *lens;            /* NULL: NUL-terminated texts */
+    size_t n;                      /* queries */
+    const float *vectors;          /* n x dim query vectors (texts NULL) */
+    size_t dim;                    /* floats per vector */
+    const ek_embed_options *opts;  /* embedding the texts; NULL: the handler's defaults */
+    float *query_out;              /* receives the embedded texts (n x model dim);
+                                      NULL: the handler allocates */
+    size_t query_out_cap;          /* capacity of query_out, in floats */
+    const struct ek_index *index;  /* caller-owned, read-only during the command */
+    size_t k;                      /* hits per query, >= 1 */
+    size_t rescore;                /* quantized index: candidates rescored (ek_search_options) */
+    struct ek_hit *hits;           /* n x min(k, rows) hits, query by query, best first */
+    size_t hits_cap;               /* capacity of hits, in hits */
+    /* results */
+    size_t per_query;              /* hits written per query */
+    int query_dim;                 /* dimension of the embedded texts (0 with vectors) */
+    ek_stage_timings stages;       /* embedding the texts */
 } ek_search_args;
 
 typedef struct ek_model_args {
@@ -145,9 +168,24 @@ typedef struct ek_cache_args {
     size_t count;                  /* result: entries removed / embedded */
 } ek_cache_args;
 
+struct ek_health;                  /* embedkit_registry.h */
+
+/* HEALTH: the engine's liveness and a model's readiness; with ref set, also
+ * a registry health check of that version (ek_registry_check_opts: reload,
+ * canary embeddings, optionally re-hash and signature re-verification),
+ * exported as metrics (docs/PIPELINE.md, "Model health"). */
 typedef struct ek_health_args {
-    int live;                      /* results */
-    int ready;
+    const char *ref;               /* NAME, NAME@VERSION, NAME@ALIAS; NULL: no check */
+    const char *home;              /* registry home (NULL: registry.home, else the default) */
+    int rehash;                    /* ek_check_options */
+    int verify_signature;
+    int require_signature;
+    struct ek_health *check;       /* the check's result (caller memory; required with ref) */
+    /* results */
+    char check_model[72];          /* the version checked: name ... */
+    int64_t check_version;         /* ... and number */
+    int live;
+    int ready;                     /* with ref: the check's result is not unhealthy */
     char detail[256];
 } ek_health_args;
 
@@ -171,6 +209,13 @@ void ek_cmd_embed_text(ek_cmd *cmd, const char *model, const char *text, size_t 
 void ek_cmd_embed_batch(ek_cmd *cmd, const char *model, const char *const *texts,
                         const size_t *lens, size_t n, float *out, size_t out_cap);
 void ek_cmd_init(ek_cmd *cmd, ek_cmd_type type, const char *model);
+/* SEARCH for n query texts (embedded with model) / n query vectors of dim
+ * floats; hits: hits_cap entries. */
+void ek_cmd_search_texts(ek_cmd *cmd, const char *model, const struct ek_index *index,
+                         const char *const *texts, const size_t *lens, size_t n, size_t k,
+                         struct ek_hit *hits, size_t hits_cap);
+void ek_cmd_search_vectors(ek_cmd *cmd, const struct ek_index *index, const float *vectors,
+                           size_t n, size_t dim, size_t k, struct ek_hit *hits, size_t hits_cap);
 
 /* The input texts a command carries (0 for commands without text), and the
  * i-th of them with its length in bytes. */
@@ -474,6 +519,8 @@ typedef struct ek_config {
     char model[512];               /* default model reference */
     char registry_home[512];
     char registry_verify_on_load[12]; /* off | signed | required (docs/SIGNING.md) */
+    char device[32];               /* cpu | gpu | auto | opencl:P:D (ek_ctx_set_device) */
+    int gpu_auto_min_tokens;       /* ek_ctx_set_gpu_min_tokens; 0: the library default */
     int batch_size;
     int max_batch_tokens;
     int max_length;
@@ -576,12 +623,33 @@ ek_metrics *ek_engine_metrics(ek_engine *e);
 ek_cache *ek_engine_cache(ek_engine *e);
 ek_breaker *ek_engine_breaker(ek_engine *e);
 /* Before ek_engine_new freezes the pipeline, a caller may add middleware
- * or handlers (e.g. search) through this hook. */
+ * through this hook (every command type has its engine handler, SEARCH
+ * included, so registering another handler fails). */
 typedef ek_status (*ek_engine_extend_fn)(void *arg, ek_pipeline *p);
 ek_status ek_engine_new_ext(ek_ctx *ctx, const ek_engine_options *opts,
                             ek_engine_extend_fn extend, void *arg, ek_engine **out);
 /* Convenience: execute through the engine's pipeline. */
 ek_status ek_engine_execute(ek_engine *e, ek_cmd *cmd, ek_cmd_ctx *cx);
+/* Output dimension of a loaded model (NULL: the default) with the engine's
+ * embedding options; -1 when it is not loaded. */
+int ek_engine_embed_dim(ek_engine *e, const char *model);
+
+/* ---- convenience calls -------------------------------------------------------- */
+
+/* Embedding in one call, through the engine's pipeline like every other
+ * entry point: validation, rate limit, breaker, cache (when configured) and
+ * telemetry apply, with the engine's configured embedding options (for
+ * per-call options build an ek_cmd).  ctx is the calling thread's context:
+ * on failure its last error says what and where ("validation: text[0]:
+ * empty text").  model: a name in the engine's table (NULL: the default).
+ * out: capacity out_cap floats (ek_engine_embed_dim per text); *dim (may be
+ * NULL) receives the dimension.  Thread-safe (each thread its own ctx). */
+ek_status ek_embed_text(ek_engine *e, ek_ctx *ctx, const char *model, const char *text,
+                        size_t len, float *out, size_t out_cap, int *dim);
+/* n texts (lens NULL: NUL-terminated) into out, n x dim floats in input order. */
+ek_status ek_embed_texts(ek_engine *e, ek_ctx *ctx, const char *model,
+                         const char *const *texts, const size_t *lens, size_t n,
+                         float *out, size_t out_cap, int *dim);
 /* The model a name currently maps to, held until ek_engine_release (for
  * callers that need ek_model_get_info etc.).  NULL if not loaded. */
 const ek_model *ek_engine_acquire(ek_engine *e, const char *model, void **token);

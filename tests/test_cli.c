@@ -1,7 +1,8 @@
 /* tests/test_cli.c — the `ek` command-line contract other tools rely on:
  * output formats, stdin streaming (text, JSONL, CRLF), --output npy, error
  * messages naming the input, bad input (empty, NUL, invalid UTF-8, 1 MB line,
- * 100k inputs in flat memory), exit statuses. */
+ * 100k inputs in flat memory), exit statuses; `ek search` runs through the
+ * pipeline (the configuration's limits apply to its queries). */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
@@ -346,6 +347,67 @@ static void test_similarity(void **state) {
     free(err);
 }
 
+/* `ek search` is a pipeline command: validation and rate limits from the
+ * environment apply to its query texts / vectors; results are unchanged. */
+static void test_search_through_pipeline(void **state) {
+    (void)state;
+    char *dir = ts_mkdtemp();
+    char npy[512], *out = NULL, *err = NULL;
+    snprintf(npy, sizeof npy, "%s/corpus.npy", dir);
+    snprintf(cmdbuf, sizeof cmdbuf, "'%s' embed --model '%s' --output npy 'hello world' 'a cat' 'stock markets' > '%s'",
+             ts_ek_bin(), model(), npy);
+    if (ts_run(cmdbuf, NULL, &err)) fail_msg("embed: %s", err);
+    free(err);
+    snprintf(cmdbuf, sizeof cmdbuf, "'%s' search --index '%s' --model '%s' -k 2 'a cat' < /dev/null", ts_ek_bin(), npy,
+             model());
+    assert_int_equal(ts_run(cmdbuf, &out, &err), 0);
+    assert_non_null(strstr(out, "query 0: a cat\n    1.          1 "));
+    free(out);
+    free(err);
+    snprintf(cmdbuf, sizeof cmdbuf,
+             "EK_VALIDATION_MAX_TEXT_BYTES=5 '%s' search --index '%s' --model '%s' 'a cat' 'hello world' < /dev/null",
+             ts_ek_bin(), npy, model());
+    assert_int_equal(ts_run(cmdbuf, &out, &err), 1);
+    assert_string_equal(out, "");
+    assert_non_null(strstr(err, "ek search: error: validation: query[1]: 11 bytes exceed the limit of 5"));
+    free(out);
+    free(err);
+    /* three query vectors cost three tokens: more than a burst of 2 */
+    snprintf(cmdbuf, sizeof cmdbuf,
+             "EK_RATE_LIMIT_RATE=1 EK_RATE_LIMIT_BURST=2 '%s' search --index '%s' --query-npy '%s' < /dev/null",
+             ts_ek_bin(), npy, npy);
+    assert_int_equal(ts_run(cmdbuf, &out, &err), 1);
+    assert_non_null(strstr(err, "ek search: error: ratelimit: command costs 3 tokens"));
+    free(out);
+    free(err);
+    ts_rm_rf(dir);
+}
+
+/* `ek embed --device`: checked as a configuration value, applied to the
+ * engine's commands (a device that does not exist fails naming it). */
+static void test_embed_device_flag(void **state) {
+    (void)state;
+    char *out = NULL, *err = NULL;
+    snprintf(cmdbuf, sizeof cmdbuf, "embed --model '%s' --device tpu 'x'", model());
+    assert_int_equal(ek(cmdbuf, NULL, &out, &err), 1);
+    assert_non_null(strstr(err, "ek embed: error: configuration: --device: device: \"tpu\" is not cpu, gpu, auto"));
+    free(out);
+    free(err);
+    snprintf(cmdbuf, sizeof cmdbuf, "embed --model '%s' --device opencl:97:0 'x'", model());
+    assert_int_equal(ek(cmdbuf, NULL, &out, &err), 1);
+    assert_non_null(strstr(err, "opencl:97:0"));
+    free(out);
+    free(err);
+    char *want = NULL;
+    snprintf(cmdbuf, sizeof cmdbuf, "embed --model '%s' 'x'", model());
+    assert_int_equal(ek(cmdbuf, NULL, &want, NULL), 0);
+    snprintf(cmdbuf, sizeof cmdbuf, "embed --model '%s' --device cpu 'x'", model());
+    assert_int_equal(ek(cmdbuf, NULL, &out, NULL), 0);
+    assert_string_equal(out, want);
+    free(out);
+    free(want);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_embed_args_jsonl),
@@ -359,6 +421,8 @@ int main(void) {
         cmocka_unit_test(test_tokenize_output),
         cmocka_unit_test(test_info_and_usage_errors),
         cmocka_unit_test(test_similarity),
+        cmocka_unit_test(test_search_through_pipeline),
+        cmocka_unit_test(test_embed_device_flag),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -168,15 +168,15 @@ static void test_rejects(void **state) {
     const char *longs[] = {"fine", "ok", long_text};
     assert_int_equal(embed(r, "m", longs, 3, out, NULL, &cx), EK_ERR_TOO_LONG);
     assert_string_equal(cx.message, "texts[2]: 199 bytes exceed the limit of 100");
-    /* unknown model, missing handler */
+    /* unknown model; a search without an index (validated first) */
     assert_int_equal(embed(r, "nope", T, 1, out, NULL, &cx), EK_ERR_INVALID_ARG);
     assert_string_equal(cx.message, "model nope is not loaded");
     ek_cmd cmd;
-    ek_cmd_init(&cmd, EK_CMD_SEARCH, "m");
-    cmd.u.search.query = "q";
-    cmd.u.search.query_len = 1;
+    const char *q[] = {"q", ""};
+    ek_cmd_search_texts(&cmd, "m", NULL, q, NULL, 2, 1, NULL, 0);
     ek_cmd_ctx_init(&cx, r->ctx);
-    assert_int_equal(ek_engine_execute(r->e, &cmd, &cx), EK_ERR_NO_HANDLER);
+    assert_int_equal(ek_engine_execute(r->e, &cmd, &cx), EK_ERR_INVALID_ARG);
+    assert_string_equal(cx.message, "query[1]: empty text");
     rig_free(r);
 }
 

@@ -1,6 +1,7 @@
 /* tests/test_registry_cli.c — `ek models` and `ek bench versions` from the
  * command line: the subcommands, --json output, exit statuses, and errors
- * that name what was wrong. */
+ * that name what was wrong; `models check --metrics` (a pipeline command)
+ * writes the model-health metrics, accepted by promtool. */
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,6 +62,31 @@ static void test_models_cli(void **state) {
     cJSON_Delete(j);
     free(out);
 
+    /* check through the pipeline, its metrics in a file (textfile collector) */
+    char mfile[512];
+    snprintf(mfile, sizeof mfile, "%s/ek.prom", g_home);
+    snprintf(args, sizeof args, "models check cli@1 --count 2 --every 1 --metrics '%s'", mfile);
+    ok(args, &out);
+    assert_non_null(strstr(out, "cli@1: healthy (load "));
+    free(out);
+    char *prom = ts_read_file(mfile, NULL);
+    assert_non_null(prom);
+    assert_non_null(strstr(prom, "\nembedkit_model_health{model=\"cli\",version=\"1\",state=\"healthy\"} 1\n"));
+    assert_non_null(strstr(prom, "\nembedkit_model_health{model=\"cli\",version=\"1\",state=\"degraded\"} 0\n"));
+    assert_non_null(strstr(prom, "embedkit_model_health_check_timestamp_seconds{model=\"cli\",version=\"1\"} "));
+    assert_non_null(strstr(prom, "\nembedkit_commands_total{command=\"health\",outcome=\"ok\"} 2\n"));
+    free(prom);
+    if (ts_run("command -v promtool", NULL, NULL) == 0) {
+        char pcmd[1024];
+        snprintf(pcmd, sizeof pcmd, "promtool check metrics < '%s'", mfile);
+        if (ts_run(pcmd, &out, &err)) fail_msg("promtool: %s%s", out ? out : "", err ? err : "");
+        free(out);
+        free(err);
+    }
+    assert_int_equal(ek("models check nosuch", NULL, &err), 1);
+    assert_non_null(strstr(err, "ek models: error: check: no model \"nosuch\""));
+    free(err);
+
     ok("models verify cli@1", NULL);
     /* Bad names: usage-level errors naming the problem, nothing imported. */
     snprintf(args, sizeof args, "models add '%s' --name ../evil", ts_path(ts_models_dir(), "tiny-mean"));
@@ -97,6 +123,9 @@ static void test_models_cli(void **state) {
     assert_true(cJSON_GetObjectItem(j, "load_ms_per_version")->valuedouble > 0);
     assert_true(cJSON_GetObjectItem(j, "rss_bytes")->valuedouble > 0);
     assert_true(cJSON_GetObjectItem(j, "sum_model_bytes")->valuedouble > 3e6);
+    /* Every version's packed weights come from HOME/packed. */
+    assert_int_equal(cJSON_GetObjectItem(j, "packed_mapped_versions")->valueint, 3);
+    assert_int_equal(cJSON_GetObjectItem(j, "private_packed_bytes")->valuedouble, 0);
     cJSON_Delete(j);
     free(out);
     ts_rm_rf(g_home);

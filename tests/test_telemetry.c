@@ -3,13 +3,17 @@
  * buckets, escaping; the rendering passes `promtool check metrics` (Debian
  * package prometheus; skipped with a message when promtool is missing) and
  * the checks promtool does not make: unique series, +Inf bucket == _count,
- * HELP and TYPE before samples, one group per metric. */
+ * HELP and TYPE before samples, one group per metric.  The same checks on a
+ * real engine's metrics after embedding, searching and a registry health
+ * check (stage histograms, model-health gauges). */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "embedkit_pipeline.h"
+#include "embedkit_registry.h"
+#include "embedkit_search.h"
 #include "support.h"
 
 static void test_naming_rules(void **state) {
@@ -188,16 +192,14 @@ static void test_exposition_invariants(void **state) {
     ek_metrics_free(m);
 }
 
-static void test_promtool(void **state) {
-    (void)state;
-    if (ts_run("command -v promtool", NULL, NULL) != 0) {
-        fprintf(stderr, "SKIP promtool check: promtool not found (apt-get install -y prometheus)\n");
-        skip();
-    }
-    ek_metrics *m = sample_registry();
-    char *text = NULL;
-    size_t len = 0;
-    assert_int_equal(ek_metrics_render(m, &text, &len), EK_OK);
+static int have_promtool(void) {
+    if (ts_run("command -v promtool", NULL, NULL) == 0) return 1;
+    fprintf(stderr, "SKIP promtool check: promtool not found (apt-get install -y prometheus)\n");
+    return 0;
+}
+
+/* `promtool check metrics` accepts the rendering. */
+static void promtool_ok(const char *text, size_t len) {
     char *dir = ts_mkdtemp();
     const char *path = ts_path(dir, "metrics.txt");
     assert_int_equal(ts_write_file(path, text, len), 0);
@@ -210,8 +212,87 @@ static void test_promtool(void **state) {
     free(out);
     free(err);
     ts_rm_rf(dir);
+}
+
+static void test_promtool(void **state) {
+    (void)state;
+    if (!have_promtool()) skip();
+    ek_metrics *m = sample_registry();
+    char *text = NULL;
+    size_t len = 0;
+    assert_int_equal(ek_metrics_render(m, &text, &len), EK_OK);
+    promtool_ok(text, len);
     free(text);
     ek_metrics_free(m);
+}
+
+/* A real engine's metrics: commands of several types, the stage histogram
+ * and the model-health gauges of two versions. */
+static void test_engine_metrics(void **state) {
+    (void)state;
+    char model[512], home[512];
+    snprintf(model, sizeof model, "%s", ts_path(ts_models_dir(), "tiny-mean"));
+    snprintf(home, sizeof home, "%s", ts_mkdtemp());
+    ek_ctx *ctx;
+    ek_registry *reg;
+    assert_int_equal(ek_ctx_new(&ctx), EK_OK);
+    assert_int_equal(ek_registry_open(ctx, home, NULL, &reg), EK_OK);
+    assert_int_equal(ek_registry_import(ctx, reg, model, "tm", NULL, NULL), EK_OK);
+    assert_int_equal(ek_registry_import(ctx, reg, model, "tm", NULL, NULL), EK_OK);
+    ek_registry_close(reg);
+
+    ek_config cfg;
+    ek_config_defaults(&cfg);
+    cfg.threads = 1;
+    ek_engine_options o = {&cfg, NULL, NULL, NULL, NULL};
+    ek_engine *e;
+    assert_int_equal(ek_engine_new(ctx, &o, &e), EK_OK);
+    ek_cmd cmd;
+    ek_cmd_ctx cx;
+    ek_cmd_init(&cmd, EK_CMD_LOAD_MODEL, "m");
+    cmd.u.load.ref = model;
+    ek_cmd_ctx_init(&cx, ctx);
+    assert_int_equal(ek_engine_execute(e, &cmd, &cx), EK_OK);
+    const char *texts[] = {"one text", "another text", "a third"};
+    float v[3 * 32];
+    int dim = 0;
+    assert_int_equal(ek_embed_texts(e, ctx, "m", texts, NULL, 3, v, 3 * 32, &dim), EK_OK);
+    assert_int_equal(dim, 32);
+    assert_int_equal(ek_embed_text(e, ctx, "m", "", 0, v, 32, NULL), EK_OK); /* allowed by default */
+    ek_matrix mx = {EK_VEC_F32, v, 3, 32, 32};
+    ek_index *idx;
+    ek_hit hits[2];
+    assert_int_equal(ek_index_new(ctx, &mx, NULL, &idx), EK_OK);
+    ek_cmd_search_texts(&cmd, "m", idx, texts, NULL, 1, 2, hits, 2);
+    ek_cmd_ctx_init(&cx, ctx);
+    assert_int_equal(ek_engine_execute(e, &cmd, &cx), EK_OK);
+    for (int ver = 1; ver <= 2; ver++) {
+        ek_health h;
+        char ref[16];
+        snprintf(ref, sizeof ref, "tm@%d", ver);
+        ek_cmd_init(&cmd, EK_CMD_HEALTH, NULL);
+        cmd.u.health.ref = ref;
+        cmd.u.health.home = home;
+        cmd.u.health.check = &h;
+        ek_cmd_ctx_init(&cx, ctx);
+        assert_int_equal(ek_engine_execute(e, &cmd, &cx), EK_OK);
+        assert_string_equal(h.result, "healthy");
+    }
+    char *text = NULL;
+    size_t len = 0;
+    assert_int_equal(ek_metrics_render(ek_engine_metrics(e), &text, &len), EK_OK);
+    assert_non_null(strstr(text, "\n# TYPE embedkit_stage_duration_seconds histogram\n"));
+    assert_non_null(strstr(text, "\nembedkit_stage_duration_seconds_count{stage=\"forward\"} 3\n"));
+    assert_non_null(strstr(text, "\n# TYPE embedkit_model_health gauge\n"));
+    assert_non_null(strstr(text, "\nembedkit_model_health{model=\"tm\",version=\"2\",state=\"healthy\"} 1\n"));
+    assert_non_null(strstr(text, "\nembedkit_model_health{model=\"tm\",version=\"2\",state=\"unhealthy\"} 0\n"));
+    check_exposition(text);
+    if (have_promtool()) promtool_ok(text, len);
+    free(text);
+    ek_index_free(idx);
+    ek_engine_free(e);
+    ek_ctx_free(ctx);
+    ts_rm_rf(home);
 }
 
 int main(void) {
@@ -221,6 +302,7 @@ int main(void) {
         cmocka_unit_test(test_render_shape),
         cmocka_unit_test(test_exposition_invariants),
         cmocka_unit_test(test_promtool),
+        cmocka_unit_test(test_engine_metrics),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -18,6 +18,7 @@ typedef struct common_opts {
     const char *dtype_name; /* as given to --dtype, NULL if not given */
     const char *prompt;
     const char *prompt_name;
+    const char *device;     /* --device, NULL if not given */
     ek_embed_options eo;
 } common_opts;
 
@@ -34,6 +35,8 @@ static const char *EMBED_HELP =
     "  --threads N           worker threads (default: all cores)\n"
     "  --dtype f32|bf16|int8 compute precision of the encoder (default f32, exact;\n"
     "                        bf16 / int8 need AVX-512 BF16 / VNNI)\n"
+    "  --device SPEC         cpu (default), gpu, auto (a GPU for calls of at least\n"
+    "                        gpu.auto_min_tokens tokens) or opencl:PLATFORM:DEVICE\n"
     "  --batch-size N        inputs per forward pass (default 32)\n"
     "  --max-batch-tokens N  tokens per forward pass (default 8192)\n"
     "  --prompt TEXT | --prompt-name NAME   prefix every input (NAME from the model's prompts)\n"
@@ -126,6 +129,9 @@ static int parse(const char *cmd, int argc, char **argv, int embed, common_opts 
                 *rc = cli_usage(cmd, "--dtype: \"%s\" is not f32, bf16 or int8", v);
                 return -1;
             }
+        } else if (embed && !strcmp(a, "--device")) {
+            NEEDV();
+            o->device = v; /* checked with the configuration */
         } else if (embed && !strcmp(a, "--batch-size")) {
             NEEDV();
             if ((*rc = cli_int(cmd, a, v, 1, 1 << 20, &o->eo.batch_size))) return -1;
@@ -159,7 +165,8 @@ static int parse(const char *cmd, int argc, char **argv, int embed, common_opts 
 
 static int open_engine(const char *cmd, const common_opts *o, cli_engine *ce) {
     cli_engine_flags f = {o->model, o->threads, o->dtype_name};
-    return cli_engine_open(ce, cmd, &f);
+    cli_engine_set device = {"device", o->device, "--device"};
+    return cli_engine_open_with(ce, cmd, &f, &device, 1);
 }
 
 static void npy_header(FILE *f, size_t rows, int cols) {

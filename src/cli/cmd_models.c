@@ -2,7 +2,13 @@
  * (add, list, show, alias, rm, verify, check, gc, log; signed models:
  * manifest, pull, update, add --verify — docs/SIGNING.md).  Every subcommand
  * takes --home DIR (else $EK_HOME, else ~/.local/share/embedkit); the work
- * is done by the public registry API (include/embedkit_registry.h). */
+ * is done by the public registry API (include/embedkit_registry.h).
+ *
+ * `check` runs as a HEALTH command through the pipeline (cli/engine_cli.h),
+ * so its results are telemetry like any command's (--metrics FILE writes
+ * them for a textfile collector).  The other subcommands administer the
+ * registry itself (imports, aliases, retirement, keys) rather than serve
+ * requests, so they call the registry directly. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +16,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/engine_cli.h"
 #include "embedkit_registry.h"
 
 #define CMD "models"
@@ -43,8 +50,9 @@ static void usage(FILE *f) {
             "                          re-verify its signed manifest against the keys\n"
             "                          trusted now and re-hash its files against it\n"
             "  check REF [--rehash] [--verify-signature] [--require-signature] [--json]\n"
-            "            [--every SECONDS --count N]\n"
-            "                          health check: reload, embed the canaries, compare\n"
+            "            [--every SECONDS --count N] [--metrics FILE]\n"
+            "                          health check: reload, embed the canaries, compare;\n"
+            "                          --metrics writes Prometheus metrics after each check\n"
             "  verify-on-load [off|signed|required]\n"
             "                          show or set when resolving/loading and every check\n"
             "                          re-verify signatures (registry-wide setting)\n"
@@ -334,8 +342,58 @@ static int cmd_verify(ek_ctx *ctx, ek_registry *reg, int argc, char **argv) {
     return 0;
 }
 
-static int cmd_check(ek_ctx *ctx, ek_registry *reg, int argc, char **argv) {
-    const char *ref = NULL;
+/* The engine's metrics (embedkit_model_health... and the command
+ * telemetry) into path, replaced atomically for a textfile collector. */
+static int write_metrics(cli_engine *ce, const char *path) {
+    char *text = NULL, tmp[4200];
+    size_t len = 0;
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    if (ek_metrics_render(ek_engine_metrics(ce->eng), &text, &len)) return cli_fail(CMD, "check: rendering metrics failed");
+    FILE *f = fopen(tmp, "wb");
+    int bad = !f || fwrite(text, 1, len, f) != len;
+    if (f && fclose(f)) bad = 1;
+    free(text);
+    if (bad || rename(tmp, path)) {
+        remove(tmp);
+        return cli_fail(CMD, "check: --metrics %s: cannot write the file", path);
+    }
+    return 0;
+}
+
+static void print_check(const ek_health_args *a, const ek_health *h, int json) {
+    if (json) {
+        printf("{\"model\":");
+        json_str(a->check_model);
+        printf(",\"version\":%lld,\"result\":\"%s\",\"reason\":", (long long)a->check_version, h->result);
+        json_str(h->reason);
+        printf(",\"min_cosine\":");
+        if (h->min_cosine > -2 && h->min_cosine <= 1.5) printf("%.7f", h->min_cosine);
+        else printf("null");
+        printf(",\"load_ms\":%.3f,\"embed_ms\":%.3f,\"golden_embed_ms\":%.3f", h->load_ms, h->embed_ms,
+               h->golden_embed_ms);
+        if (*h->signature) {
+            printf(",\"signature\":\"%s\",\"signature_code\":\"%s\",\"signature_file\":", h->signature,
+                   ek_verify_code_name((ek_verify_code)h->signature_code));
+            json_str(h->signature_file);
+            printf(",\"key_id\":");
+            json_str(h->key_id);
+        } else printf(",\"signature\":null");
+        printf("}\n");
+    } else {
+        printf("%s@%lld: %s%s%s (load %.1f ms, canaries %.1f ms", a->check_model, (long long)a->check_version,
+               h->result, *h->reason ? ": " : "", h->reason, h->load_ms, h->embed_ms);
+        if (h->min_cosine > -2 && h->min_cosine <= 1.5) printf(", min cosine %.7f", h->min_cosine);
+        if (!strcmp(h->signature, "verified")) printf(", signature verified, key %s", h->key_id);
+        else if (!strcmp(h->signature, "unsigned")) printf(", unsigned");
+        else if (*h->signature) printf(", signature %s [%s, %s]", h->signature,
+                                       ek_verify_code_name((ek_verify_code)h->signature_code), h->signature_file);
+        printf(")\n");
+    }
+}
+
+/* `check` through the pipeline: one HEALTH command per check. */
+static int cmd_check(const char *home, int argc, char **argv) {
+    const char *ref = NULL, *metrics = NULL;
     int json = 0, rehash = 0, every = 0, count = 1, rc, verify_sig = 0, require_sig = 0;
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "--json")) json = 1;
@@ -346,51 +404,43 @@ static int cmd_check(ek_ctx *ctx, ek_registry *reg, int argc, char **argv) {
             if ((rc = cli_int(CMD, "--every", argv[++i], 1, 86400 * 7, &every))) return rc;
         } else if (!strcmp(argv[i], "--count") && i + 1 < argc) {
             if ((rc = cli_int(CMD, "--count", argv[++i], 0, 1000000000, &count))) return rc;
-        } else if (argv[i][0] == '-') return cli_usage(CMD, "check: unknown option %s", argv[i]);
+        } else if (!strcmp(argv[i], "--metrics") && i + 1 < argc) metrics = argv[++i];
+        else if (argv[i][0] == '-') return cli_usage(CMD, "check: unknown option %s", argv[i]);
         else ref = argv[i];
     }
     if (!ref) return cli_usage(CMD, "check REF is required");
     if (every && count == 1) count = 0; /* a monitor runs until stopped */
+    cli_engine ce;
+    cli_engine_flags f = {NULL, -1, NULL};
+    if ((rc = cli_engine_open_bare(&ce, CMD, &f))) return rc;
     int worst = 0;
     for (int k = 0; !count || k < count; k++) {
         if (k) sleep((unsigned)every);
         ek_health h;
-        ek_reg_version v;
-        ek_check_options co = {.rehash = rehash, .verify_signature = verify_sig, .require_signature = require_sig};
-        if (ek_registry_lookup(ctx, reg, ref, &v) || ek_registry_check_opts(ctx, reg, ref, &co, &h))
-            return cli_fail(CMD, "check: %s", ek_ctx_last_error(ctx));
-        if (json) {
-            printf("{\"model\":");
-            json_str(v.name);
-            printf(",\"version\":%lld,\"result\":\"%s\",\"reason\":", (long long)v.version, h.result);
-            json_str(h.reason);
-            printf(",\"min_cosine\":");
-            if (h.min_cosine > -2 && h.min_cosine <= 1.5) printf("%.7f", h.min_cosine);
-            else printf("null");
-            printf(",\"load_ms\":%.3f,\"embed_ms\":%.3f,\"golden_embed_ms\":%.3f", h.load_ms, h.embed_ms,
-                   h.golden_embed_ms);
-            if (*h.signature) {
-                printf(",\"signature\":\"%s\",\"signature_code\":\"%s\",\"signature_file\":", h.signature,
-                       ek_verify_code_name((ek_verify_code)h.signature_code));
-                json_str(h.signature_file);
-                printf(",\"key_id\":");
-                json_str(h.key_id);
-            } else printf(",\"signature\":null");
-            printf("}\n");
-        } else {
-            printf("%s@%lld: %s%s%s (load %.1f ms, canaries %.1f ms", v.name, (long long)v.version, h.result,
-                   *h.reason ? ": " : "", h.reason, h.load_ms, h.embed_ms);
-            if (h.min_cosine > -2 && h.min_cosine <= 1.5) printf(", min cosine %.7f", h.min_cosine);
-            if (!strcmp(h.signature, "verified")) printf(", signature verified, key %s", h.key_id);
-            else if (!strcmp(h.signature, "unsigned")) printf(", unsigned");
-            else if (*h.signature) printf(", signature %s [%s, %s]", h.signature,
-                                          ek_verify_code_name((ek_verify_code)h.signature_code), h.signature_file);
-            printf(")\n");
+        ek_cmd c;
+        ek_cmd_ctx cx;
+        ek_cmd_init(&c, EK_CMD_HEALTH, NULL);
+        c.u.health.ref = ref;
+        c.u.health.home = home;
+        c.u.health.rehash = rehash;
+        c.u.health.verify_signature = verify_sig;
+        c.u.health.require_signature = require_sig;
+        c.u.health.check = &h;
+        ek_cmd_ctx_init(&cx, ce.ctx);
+        if (ek_engine_execute(ce.eng, &c, &cx)) {
+            worst = cli_fail(CMD, "check: %s", cx.message);
+            break;
         }
+        print_check(&c.u.health, &h, json);
         fflush(stdout);
+        if (metrics && write_metrics(&ce, metrics)) {
+            worst = 1;
+            break;
+        }
         int level = !strcmp(h.result, "healthy") ? 0 : !strcmp(h.result, "degraded") ? 3 : 4;
         if (level > worst) worst = level;
     }
+    cli_engine_close(&ce);
     return worst; /* 0 healthy, 3 degraded, 4 unhealthy */
 }
 
@@ -647,10 +697,11 @@ int ek_cmd_models(int argc, char **argv) {
         int (*fn)(ek_ctx *, ek_registry *, int, char **);
     } subs[] = {{"add", cmd_add},       {"list", cmd_list},   {"show", cmd_show},
                 {"alias", cmd_alias},   {"rm", cmd_rm},       {"verify", cmd_verify},
-                {"check", cmd_check},   {"gc", cmd_gc},       {"log", cmd_log},
+                {"gc", cmd_gc},         {"log", cmd_log},
                 {"pull", cmd_pull},     {"update", cmd_update}, {"verify-on-load", cmd_verify_on_load}};
     int rc = -1;
-    for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++) {
+    if (!strcmp(sub, "check")) rc = cmd_check(home, n, args); /* a pipeline command: no registry here */
+    for (size_t i = 0; rc == -1 && i < sizeof subs / sizeof subs[0]; i++) {
         if (strcmp(sub, subs[i].name)) continue;
         ek_ctx *ctx;
         ek_registry *reg;

@@ -1,7 +1,10 @@
 /* cli/cmd_search.c — `ek search` (exact top-k over an .npy embedding matrix)
  * and `ek quantize` (int8 / binary .npy files as sentence-transformers'
  * quantize_embeddings makes them).  Public API only (embedkit.h,
- * embedkit_search.h).
+ * embedkit_search.h).  The search itself (and with --model the embedding of
+ * the query texts) runs as a SEARCH command through the pipeline
+ * (cli/engine_cli.h): configuration, validation, limits and telemetry apply
+ * as to `ek embed`; the index is built here and lent to the command.
  *
  * Index files by dtype:
  *   float32 / float16  float vectors; --type int8|binary quantizes them in
@@ -17,7 +20,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
-#include "embedkit_registry.h"
+#include "cli/engine_cli.h"
 #include "embedkit_search.h"
 
 /* Q.npy -> Q.ranges.npy (any other name gets ".ranges.npy" appended). */
@@ -126,7 +129,7 @@ static void search_help(void) {
 int ek_cmd_search(int argc, char **argv) {
     const char *cmd = "search", *index_path = NULL, *qnpy = NULL, *model_dir = NULL, *ids_path = NULL;
     const char *ranges_arg = NULL, *calib = NULL, *orig_path = NULL;
-    int k = 10, rescore = 0, dims = 0, threads = 0, json = 0, metric = EK_METRIC_COSINE, type = -1, first = argc;
+    int k = 10, rescore = 0, dims = 0, threads = -1, json = 0, metric = EK_METRIC_COSINE, type = -1, first = argc;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int rc = 0;
@@ -165,18 +168,20 @@ int ek_cmd_search(int argc, char **argv) {
     if (model_dir && first >= argc) return cli_usage(cmd, "--model needs at least one query text");
     if (qnpy && first < argc) return cli_usage(cmd, "unexpected argument \"%s\"", argv[first]);
 
-    ek_ctx *ctx = NULL;
+    /* The engine (and with --model the model) first: the configuration
+     * decides threads, registry home and limits for everything below. */
+    cli_engine ce;
+    cli_engine_flags f = {model_dir, threads, NULL};
+    int rc = model_dir ? cli_engine_open(&ce, cmd, &f) : cli_engine_open_bare(&ce, cmd, &f);
+    if (rc) return rc;
+    ek_ctx *ctx = ce.ctx;
     ek_npy *inpy = NULL, *rnpy = NULL, *qf = NULL, *onpy = NULL, *cnpy = NULL;
     ek_index *index = NULL;
-    ek_model *model = NULL;
     float *owned_q = NULL, *queries = NULL, *calib_ranges = NULL, *owned_c = NULL, *owned_o = NULL;
     uint8_t *flipped = NULL;
     ek_hit *hits = NULL;
     char **ids = NULL;
     size_t nq = 0, qdim = 0, n = 0;
-    int rc = 0;
-    if (ek_ctx_new(&ctx)) return cli_fail(cmd, "out of memory");
-    if (ek_ctx_set_threads(ctx, threads)) rc = cli_fail(cmd, "%s", ek_ctx_last_error(ctx));
 
     /* ---- the index ---- */
     ek_npy_info in;
@@ -243,39 +248,42 @@ int ek_cmd_search(int argc, char **argv) {
     }
     if (!rc && ids_path) ids = read_ids(cmd, ids_path, n, &rc);
 
-    /* ---- the queries ---- */
+    /* ---- the queries: vectors from --query-npy, or texts embedded by the
+     * command with --model (into a buffer sized here) ---- */
+    ek_embed_options eo;
+    ek_embed_options_init(&eo);
     if (!rc && qnpy) {
         const float *q;
         rc = npy_floats(cmd, ctx, qnpy, &qf, &q, &nq, &qdim, &owned_q);
         queries = (float *)q;
     } else if (!rc) {
-        /* --model: a directory or a registry reference (name@alias...). */
-        char resolved[4096];
-        if (ek_registry_resolve(ctx, NULL, model_dir, resolved, sizeof resolved) ||
-            ek_model_load(ctx, resolved, &model))
-            rc = cli_fail(cmd, "%s", ek_ctx_last_error(ctx));
-        ek_embed_options eo;
-        ek_embed_options_init(&eo);
-        if (!rc) {
-            nq = (size_t)(argc - first);
-            qdim = (size_t)ek_embed_dim(model, &eo);
-            owned_q = queries = malloc(nq * qdim * sizeof *queries);
-            if (!queries) rc = cli_fail(cmd, "out of memory");
-        }
-        if (!rc && ek_embed(ctx, model, (const char *const *)(argv + first), NULL, nq, &eo, queries, NULL))
-            rc = cli_fail(cmd, "%s", ek_ctx_last_error(ctx));
+        nq = (size_t)(argc - first);
+        qdim = (size_t)ek_embed_dim(ce.model, &eo);
+        owned_q = queries = malloc(nq * qdim * sizeof *queries);
+        if (!queries) rc = cli_fail(cmd, "out of memory");
     }
 
-    /* ---- search and print ---- */
-    ek_search_options so = {(size_t)k, (size_t)rescore};
-    size_t per = 0;
-    if (!rc && !(hits = malloc((nq ? nq : 1) * ((size_t)k < n ? (size_t)k : n) * sizeof *hits)))
-        rc = cli_fail(cmd, "out of memory");
-    if (!rc && ek_index_search(ctx, index, queries, nq, qdim, &so, hits, &per))
-        rc = cli_fail(cmd, "%s", ek_ctx_last_error(ctx));
+    /* ---- search (one pipeline command) and print ---- */
+    size_t per = 0, cap = (nq ? nq : 1) * ((size_t)k < n ? (size_t)k : n);
+    if (!rc && !(hits = malloc((cap ? cap : 1) * sizeof *hits))) rc = cli_fail(cmd, "out of memory");
+    if (!rc) {
+        ek_cmd c;
+        if (qnpy) {
+            ek_cmd_search_vectors(&c, index, queries, nq, qdim, (size_t)k, hits, cap);
+        } else {
+            ek_cmd_search_texts(&c, CLI_MODEL_NAME, index, (const char *const *)(argv + first), NULL, nq,
+                                (size_t)k, hits, cap);
+            c.u.search.opts = &eo;
+            c.u.search.query_out = queries;
+            c.u.search.query_out_cap = nq * qdim;
+        }
+        c.u.search.rescore = (size_t)rescore;
+        rc = cli_engine_run(&ce, cmd, &c);
+        per = c.u.search.per_query;
+    }
     for (size_t qi = 0; !rc && qi < nq; qi++) {
         if (json) printf("{\"query\":%zu,\"results\":[", qi);
-        else printf("query %zu%s%s\n", qi, model ? ": " : "", model ? argv[first + (int)qi] : "");
+        else printf("query %zu%s%s\n", qi, model_dir ? ": " : "", model_dir ? argv[first + (int)qi] : "");
         for (size_t j = 0; j < per; j++) {
             const ek_hit *h = &hits[qi * per + j];
             if (json) {
@@ -303,13 +311,12 @@ int ek_cmd_search(int argc, char **argv) {
     free(calib_ranges);
     free(flipped);
     ek_index_free(index);
-    ek_model_free(model);
     ek_npy_close(inpy);
     ek_npy_close(rnpy);
     ek_npy_close(qf);
     ek_npy_close(onpy);
     ek_npy_close(cnpy);
-    ek_ctx_free(ctx);
+    cli_engine_close(&ce);
     return rc;
 }
 

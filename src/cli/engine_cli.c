@@ -8,7 +8,8 @@
 
 extern char **environ;
 
-int cli_engine_open(cli_engine *ce, const char *cmd, const cli_engine_flags *f) {
+static int open_engine(cli_engine *ce, const char *cmd, const cli_engine_flags *f, const cli_engine_set *extra,
+                       int n_extra) {
     memset(ce, 0, sizeof *ce);
     if (ek_ctx_new(&ce->ctx) || ek_config_store_new(&ce->store)) {
         cli_engine_close(ce);
@@ -20,6 +21,8 @@ int cli_engine_open(cli_engine *ce, const char *cmd, const cli_engine_flags *f) 
         ek_config_store_flag(ce->store, "threads", num, "--threads");
     }
     if (f->dtype) ek_config_store_flag(ce->store, "dtype", f->dtype, "--dtype");
+    for (int i = 0; i < n_extra; i++)
+        if (extra[i].value) ek_config_store_flag(ce->store, extra[i].key, extra[i].value, extra[i].origin);
     char path[4096], errs[2048] = "";
     int have_file = ek_config_find_file(environ, NULL, path, sizeof path);
     if (ek_config_store_load(ce->store, have_file ? path : NULL, environ, errs, sizeof errs)) {
@@ -34,13 +37,32 @@ int cli_engine_open(cli_engine *ce, const char *cmd, const cli_engine_flags *f) 
     for (int i = 0; i < ek_config_key_count(); i++)
         if (!strcmp(ek_config_key(i), "cache.max_bytes") && ce->cfg.source[i] == EK_SRC_DEFAULT)
             ce->cfg.cache_max_bytes = 0;
-    ek_engine_options eo = {&ce->cfg, NULL, NULL, NULL, NULL};
+    /* The model is loaded by cli_engine_open, as "cli": the engine must not
+     * load the configured one a second time as "default". */
+    ek_config ecfg = ce->cfg;
+    ecfg.model[0] = '\0';
+    ek_engine_options eo = {&ecfg, NULL, NULL, NULL, NULL};
     if (ek_engine_new(ce->ctx, &eo, &ce->eng)) {
         int rc = cli_fail(cmd, "%s", ek_ctx_last_error(ce->ctx));
         cli_engine_close(ce);
         return rc;
     }
     if (ce->cfg.threads) ek_ctx_set_threads(ce->ctx, ce->cfg.threads);
+    return 0;
+}
+
+int cli_engine_open_bare(cli_engine *ce, const char *cmd, const cli_engine_flags *f) {
+    return open_engine(ce, cmd, f, NULL, 0);
+}
+
+int cli_engine_open(cli_engine *ce, const char *cmd, const cli_engine_flags *f) {
+    return cli_engine_open_with(ce, cmd, f, NULL, 0);
+}
+
+int cli_engine_open_with(cli_engine *ce, const char *cmd, const cli_engine_flags *f, const cli_engine_set *extra,
+                         int n_extra) {
+    int rc = open_engine(ce, cmd, f, extra, n_extra);
+    if (rc) return rc;
     const char *ref = f->model && *f->model ? f->model : ce->cfg.model;
     if (!ref || !*ref) {
         cli_engine_close(ce);

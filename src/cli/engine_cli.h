@@ -30,6 +30,17 @@ typedef struct cli_engine_flags {
 /* Builds the configuration and the engine, loads the model.  Errors are
  * printed as "ek CMD: error: ..." and 1 is returned. */
 int cli_engine_open(cli_engine *ce, const char *cmd, const cli_engine_flags *f);
+/* A flag of a subcommand's own that sets a configuration key (value NULL:
+ * not given), e.g. {"device", "gpu", "--device"}. */
+typedef struct cli_engine_set {
+    const char *key, *value, *origin;
+} cli_engine_set;
+/* cli_engine_open with such flags too. */
+int cli_engine_open_with(cli_engine *ce, const char *cmd, const cli_engine_flags *f, const cli_engine_set *extra,
+                         int n_extra);
+/* The same without a model (f->model ignored): for commands that need none
+ * (a search by query vectors, a registry health check). */
+int cli_engine_open_bare(cli_engine *ce, const char *cmd, const cli_engine_flags *f);
 void cli_engine_close(cli_engine *ce);
 /* Runs cmd; on error prints the pipeline's message and returns 1. */
 int cli_engine_run(cli_engine *ce, const char *cmd_name, ek_cmd *cmd);

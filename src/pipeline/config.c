@@ -26,6 +26,8 @@ static const cfg_key KEYS[] = {
     {"model", "EK_MODEL", K_STR, F(model), 0, 0, NULL, "", "default model (directory or registry reference)"},
     {"registry.home", "EK_REGISTRY_HOME", K_STR, F(registry_home), 0, 0, NULL, "", "model registry directory (empty: EK_HOME or ~/.local/share/embedkit)"},
     {"registry.verify_on_load", "EK_REGISTRY_VERIFY_ON_LOAD", K_ENUM, F(registry_verify_on_load), 0, 0, "off|signed|required", "off", "re-verify a registry version's signature and files when loaded (required: refuse unsigned ones too); the registry's own setting may be stricter"},
+    {"device", "EK_DEVICE", K_DEVICE, F(device), 0, 0, NULL, "cpu", "where embedding runs: cpu, gpu, auto (a GPU for calls of at least gpu.auto_min_tokens tokens) or opencl:PLATFORM:DEVICE"},
+    {"gpu.auto_min_tokens", "EK_GPU_AUTO_MIN_TOKENS", K_INT, F(gpu_auto_min_tokens), 0, 1 << 30, NULL, "0", "device auto: calls with fewer tokens stay on the CPU (0: the library default, 512)"},
     {"batch_size", "EK_BATCH_SIZE", K_INT, F(batch_size), 1, 4096, NULL, "32", "inputs per forward pass (and per deadline check)"},
     {"max_batch_tokens", "EK_MAX_BATCH_TOKENS", K_INT, F(max_batch_tokens), 1, 1048576, NULL, "8192", "tokens per forward pass"},
     {"max_length", "EK_MAX_LENGTH", K_INT, F(max_length), 0, 1048576, NULL, "0", "tokens per input (0: the model's max_seq_length)"},
@@ -154,6 +156,17 @@ static int parse_number(const char *v, int bytes, int integer, double *out) {
     return 0;
 }
 
+/* cpu, gpu, auto or opencl:P:D with P and D decimal numbers. */
+static int device_spec_ok(const char *v) {
+    if (!strcmp(v, "cpu") || !strcmp(v, "gpu") || !strcmp(v, "auto")) return 1;
+    if (strncmp(v, "opencl:", 7)) return 0;
+    const char *p = v + 7;
+    size_t a = strspn(p, "0123456789");
+    if (!a || a > 6 || p[a] != ':') return 0;
+    size_t b = strspn(p + a + 1, "0123456789");
+    return b && b <= 6 && p[a + 1 + b] == '\0';
+}
+
 int ek_config_apply(ek_config *cfg, int k, const char *value, ek_config_source src,
                     const char *origin, const char *where, char *errs, size_t cap) {
     const cfg_key *d = &KEYS[k];
@@ -205,6 +218,13 @@ int ek_config_apply(ek_config *cfg, int k, const char *value, ek_config_source s
             return 1;
         }
     } /* fall through */
+    case K_DEVICE:
+        if (d->type == K_DEVICE && !device_spec_ok(value)) {
+            ek_config_errf(errs, cap, "%s: %s: \"%s\" is not cpu, gpu, auto or opencl:PLATFORM:DEVICE", where, d->key,
+                           value);
+            return 1;
+        }
+        /* fall through */
     case K_STR:
         if (strlen(value) >= d->size) {
             ek_config_errf(errs, cap, "%s: %s: value longer than %zu bytes", where, d->key, d->size - 1);

@@ -7,7 +7,9 @@
 
 #include "embedkit_pipeline.h"
 
-typedef enum cfg_type { K_INT, K_BYTES, K_DOUBLE, K_BOOL, K_STR, K_ENUM } cfg_type;
+/* K_DEVICE: a device spec as ek_ctx_set_device takes it (cpu, gpu, auto,
+ * opencl:P:D), checked when read so a bad one names its file line. */
+typedef enum cfg_type { K_INT, K_BYTES, K_DOUBLE, K_BOOL, K_STR, K_ENUM, K_DEVICE } cfg_type;
 
 typedef struct cfg_key {
     const char *key;       /* dotted name in the file */

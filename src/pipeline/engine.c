@@ -13,42 +13,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "embedkit_pipeline.h"
 #include "embedkit_registry.h"
+#include "pipeline/engine_int.h"
 
-#define MAX_MODELS 64
-
-typedef struct model_ref {
-    ek_model *m;
-    int refs;                      /* the table's own reference + commands */
-    char name[96];
-    char version[60];              /* name@version fits ek_model_identity.key */
-    char digest[72];
-    int dtype;
-} model_ref;
-
-struct ek_engine {
-    ek_config cfg;
-    ek_clock clock;
-    ek_engine_options opts;
-    pthread_mutex_t mu;
-    model_ref *models[MAX_MODELS]; /* by slot; NULL = free */
-    ek_metrics *metrics;
-    ek_logger *log;
-    ek_telemetry_mw *tm;
-    ek_validate_config vc;
-    ek_ratelimit *rl;
-    ek_deadline dl;
-    ek_retry_config rt;
-    ek_breaker *br;
-    ek_bulkhead *bh;
-    ek_cache *cache;
-    ek_pipeline *p;
-};
+#define MAX_MODELS EK_ENGINE_MAX_MODELS
+typedef ek_model_ref model_ref;
 
 /* ---- model table ------------------------------------------------------------ */
 
-static void unref(ek_engine *e, model_ref *r) {
+void ek_eng_unref(ek_engine *e, model_ref *r) {
     pthread_mutex_lock(&e->mu);
     int last = --r->refs == 0;
     pthread_mutex_unlock(&e->mu);
@@ -70,7 +43,7 @@ static int find_slot(ek_engine *e, const char *name) {
     return -1;
 }
 
-static model_ref *acquire(ek_engine *e, const char *name) {
+model_ref *ek_eng_acquire(ek_engine *e, const char *name) {
     pthread_mutex_lock(&e->mu);
     int i = find_slot(e, name);
     model_ref *r = i >= 0 ? e->models[i] : NULL;
@@ -80,16 +53,16 @@ static model_ref *acquire(ek_engine *e, const char *name) {
 }
 
 const ek_model *ek_engine_acquire(ek_engine *e, const char *model, void **token) {
-    model_ref *r = acquire(e, model);
+    model_ref *r = ek_eng_acquire(e, model);
     *token = r;
     return r ? r->m : NULL;
 }
 
 void ek_engine_release(ek_engine *e, void *token) {
-    if (token) unref(e, token);
+    if (token) ek_eng_unref(e, token);
 }
 
-static int identify(void *arg, const char *model, ek_model_identity *out) {
+int ek_eng_identify(void *arg, const char *model, ek_model_identity *out) {
     ek_engine *e = arg;
     pthread_mutex_lock(&e->mu);
     int i = find_slot(e, model);
@@ -128,29 +101,29 @@ static void weights_digest(const char *dir, char *hex, size_t cap) {
     sodium_bin2hex(hex, cap, d, sizeof d);
 }
 
-static ek_status fault(ek_engine *e, const ek_cmd *cmd, ek_cmd_ctx *cx) {
+ek_status ek_eng_fault(ek_engine *e, const ek_cmd *cmd, ek_cmd_ctx *cx) {
     if (!e->opts.fault) return EK_OK;
     ek_status st = e->opts.fault(e->opts.fault_arg, cmd);
     if (st != EK_OK) return ek_cmd_fail(cx, "fault", st, "injected failure (%s)", ek_pipe_status_name(st));
     return EK_OK;
 }
 
-static ek_status need_ctx(ek_cmd_ctx *cx) {
+ek_status ek_eng_need_ctx(ek_cmd_ctx *cx) {
     if (!cx->ek)
         return ek_cmd_fail(cx, "handler", EK_ERR_INVALID_ARG, "the command context has no ek_ctx (set cx->ek)");
     return EK_OK;
 }
 
-static ek_status not_loaded(ek_cmd_ctx *cx, const char *name) {
+ek_status ek_eng_not_loaded(ek_cmd_ctx *cx, const char *name) {
     return ek_cmd_fail(cx, "handler", EK_ERR_INVALID_ARG, "model %s is not loaded",
                        name ? name : "(default)");
 }
 
-static ek_status lib_fail(ek_cmd_ctx *cx, ek_status st) {
+ek_status ek_eng_lib_fail(ek_cmd_ctx *cx, ek_status st) {
     return ek_cmd_fail(cx, "handler", st, "%s", ek_ctx_last_error(cx->ek));
 }
 
-static void embed_defaults(const ek_engine *e, const ek_embed_options *in, ek_embed_options *o) {
+void ek_eng_embed_defaults(const ek_engine *e, const ek_embed_options *in, ek_embed_options *o) {
     if (in) {
         *o = *in;
         return;
@@ -161,19 +134,66 @@ static void embed_defaults(const ek_engine *e, const ek_embed_options *in, ek_em
     o->max_batch_tokens = e->cfg.max_batch_tokens;
 }
 
+static void add_stages(ek_stage_timings *sum, const ek_stage_timings *t) {
+    sum->tokenize_ns += t->tokenize_ns;
+    sum->forward_ns += t->forward_ns;
+    sum->pool_ns += t->pool_ns;
+    sum->normalize_ns += t->normalize_ns;
+    sum->total_ns += t->total_ns;
+    sum->inputs += t->inputs;
+    sum->tokens += t->tokens;
+    sum->batches += t->batches;
+}
+
+static void observe_stages(const ek_stage_series *s, const ek_stage_timings *t) {
+    if (!s->forward) return;
+    ek_series_observe(s->tokenize, (double)t->tokenize_ns / 1e9);
+    ek_series_observe(s->forward, (double)t->forward_ns / 1e9);
+    ek_series_observe(s->pool, (double)t->pool_ns / 1e9);
+    ek_series_observe(s->normalize, (double)t->normalize_ns / 1e9);
+}
+
+ek_status ek_eng_embed_chunks(ek_engine *e, const model_ref *r, ek_cmd_ctx *cx, const char *const *texts,
+                             const size_t *lens, size_t n, const ek_embed_options *opts, float *out, int dim,
+                             int32_t *token_counts, ek_stage_timings *stages) {
+    if (e->cfg.threads && e->cfg.threads != ek_ctx_threads(cx->ek)) ek_ctx_set_threads(cx->ek, e->cfg.threads);
+    /* The configuration decides where this engine's commands run (the same
+     * device again keeps the context's open one). */
+    ek_status st = ek_ctx_set_device(cx->ek, e->cfg.device[0] ? e->cfg.device : "cpu");
+    if (st == EK_OK) st = ek_ctx_set_gpu_min_tokens(cx->ek, e->cfg.gpu_auto_min_tokens);
+    if (st != EK_OK) return ek_eng_lib_fail(cx, st);
+    ek_embed_options o = *opts;
+    ek_stage_timings sum, t;
+    memset(&sum, 0, sizeof sum);
+    /* Chunks of batch_size inputs, with the deadline and the cancellation
+     * flag checked between them. */
+    size_t chunk = (size_t)(e->cfg.batch_size > 0 ? e->cfg.batch_size : 32);
+    for (size_t off = 0; off < n && st == EK_OK; off += chunk) {
+        if (off && (st = ek_cmd_ctx_check(cx, "embed")) != EK_OK) break;
+        size_t cnt = n - off < chunk ? n - off : chunk;
+        o.index_base = opts->index_base + off;
+        st = ek_embed(cx->ek, r->m, texts + off, lens ? lens + off : NULL, cnt, &o, out + off * (size_t)dim,
+                      token_counts ? token_counts + off : NULL);
+        if (ek_ctx_last_timings(cx->ek, &t) == EK_OK) add_stages(&sum, &t);
+        if (st != EK_OK) ek_eng_lib_fail(cx, st);
+    }
+    if (stages) *stages = sum;
+    if (st == EK_OK) observe_stages(&e->stages, &sum);
+    return st;
+}
+
 /* ---- handlers ------------------------------------------------------------------ */
 
 static ek_status h_embed(void *state, ek_cmd *cmd, ek_cmd_ctx *cx) {
     ek_engine *e = state;
     ek_embed_args *a = &cmd->u.embed;
-    ek_status st = need_ctx(cx);
+    ek_status st = ek_eng_need_ctx(cx);
     if (st) return st;
-    model_ref *r = acquire(e, cmd->model);
-    if (!r) return not_loaded(cx, cmd->model);
-    if ((st = fault(e, cmd, cx)) != EK_OK) goto out;
-    if (e->cfg.threads != ek_ctx_threads(cx->ek) && e->cfg.threads) ek_ctx_set_threads(cx->ek, e->cfg.threads);
+    model_ref *r = ek_eng_acquire(e, cmd->model);
+    if (!r) return ek_eng_not_loaded(cx, cmd->model);
+    if ((st = ek_eng_fault(e, cmd, cx)) != EK_OK) goto out;
     ek_embed_options o;
-    embed_defaults(e, a->opts, &o);
+    ek_eng_embed_defaults(e, a->opts, &o);
     int dim = ek_embed_dim(r->m, &o);
     if (dim <= 0) {
         st = ek_cmd_fail(cx, "handler", EK_ERR_INVALID_ARG, "options give no output dimension");
@@ -184,50 +204,37 @@ static ek_status h_embed(void *state, ek_cmd *cmd, ek_cmd_ctx *cx) {
                          a->out_cap, a->n, dim);
         goto out;
     }
-    /* Chunks of batch_size inputs, with the deadline and the cancellation
-     * flag checked between them. */
-    size_t chunk = (size_t)(e->cfg.batch_size > 0 ? e->cfg.batch_size : 32);
-    for (size_t off = 0; off < a->n; off += chunk) {
-        if (off && (st = ek_cmd_ctx_check(cx, "embed")) != EK_OK) goto out;
-        size_t cnt = a->n - off < chunk ? a->n - off : chunk;
-        o.index_base = (a->opts ? a->opts->index_base : 0) + off;
-        st = ek_embed(cx->ek, r->m, a->texts + off, a->lens ? a->lens + off : NULL, cnt, &o,
-                      a->out + off * (size_t)dim, a->token_counts ? a->token_counts + off : NULL);
-        if (st != EK_OK) {
-            lib_fail(cx, st);
-            goto out;
-        }
-    }
-    a->dim = dim;
+    st = ek_eng_embed_chunks(e, r, cx, a->texts, a->lens, a->n, &o, a->out, dim, a->token_counts, &a->stages);
+    if (st == EK_OK) a->dim = dim;
 out:
-    unref(e, r);
+    ek_eng_unref(e, r);
     return st;
 }
 
 static ek_status h_tokenize(void *state, ek_cmd *cmd, ek_cmd_ctx *cx) {
     ek_engine *e = state;
-    ek_status st = need_ctx(cx);
+    ek_status st = ek_eng_need_ctx(cx);
     if (st) return st;
     if (!cmd->u.tokenize.enc) return ek_cmd_fail(cx, "handler", EK_ERR_INVALID_ARG, "enc: NULL");
-    model_ref *r = acquire(e, cmd->model);
-    if (!r) return not_loaded(cx, cmd->model);
+    model_ref *r = ek_eng_acquire(e, cmd->model);
+    if (!r) return ek_eng_not_loaded(cx, cmd->model);
     st = ek_tokenize(cx->ek, r->m, cmd->u.tokenize.text, cmd->u.tokenize.len, NULL, 0,
                      cmd->u.tokenize.opts, cmd->u.tokenize.enc);
-    if (st) lib_fail(cx, st);
-    unref(e, r);
+    if (st) ek_eng_lib_fail(cx, st);
+    ek_eng_unref(e, r);
     return st;
 }
 
 static ek_status h_similarity(void *state, ek_cmd *cmd, ek_cmd_ctx *cx) {
     ek_engine *e = state;
     ek_similarity_args *s = &cmd->u.similarity;
-    ek_status st = need_ctx(cx);
+    ek_status st = ek_eng_need_ctx(cx);
     if (st) return st;
-    model_ref *r = acquire(e, cmd->model);
-    if (!r) return not_loaded(cx, cmd->model);
-    if ((st = fault(e, cmd, cx)) != EK_OK) goto out;
+    model_ref *r = ek_eng_acquire(e, cmd->model);
+    if (!r) return ek_eng_not_loaded(cx, cmd->model);
+    if ((st = ek_eng_fault(e, cmd, cx)) != EK_OK) goto out;
     ek_embed_options o;
-    embed_defaults(e, s->opts, &o);
+    ek_eng_embed_defaults(e, s->opts, &o);
     int dim = ek_embed_dim(r->m, &o);
     float *v = malloc(2 * (size_t)dim * sizeof *v);
     if (!v) {
@@ -236,7 +243,7 @@ static ek_status h_similarity(void *state, ek_cmd *cmd, ek_cmd_ctx *cx) {
     }
     const char *texts[] = {s->a, s->b};
     size_t lens[] = {s->a_len, s->b_len};
-    st = ek_embed(cx->ek, r->m, texts, lens, 2, &o, v, NULL);
+    st = ek_eng_embed_chunks(e, r, cx, texts, lens, 2, &o, v, dim, NULL, NULL);
     if (st == EK_OK) {
         double dot = 0, na = 0, nb = 0;
         for (int i = 0; i < dim; i++) {
@@ -245,12 +252,10 @@ static ek_status h_similarity(void *state, ek_cmd *cmd, ek_cmd_ctx *cx) {
             nb += (double)v[dim + i] * v[dim + i];
         }
         s->cosine = na > 0 && nb > 0 ? dot / sqrt(na * nb) : 0;
-    } else {
-        lib_fail(cx, st);
     }
     free(v);
 out:
-    unref(e, r);
+    ek_eng_unref(e, r);
     return st;
 }
 
@@ -260,7 +265,7 @@ static ek_status h_load(void *state, ek_cmd *cmd, ek_cmd_ctx *cx) {
     ek_engine *e = state;
     ek_model_args *a = &cmd->u.load;
     int swap = cmd->type == EK_CMD_SWAP_MODEL;
-    ek_status st = need_ctx(cx);
+    ek_status st = ek_eng_need_ctx(cx);
     if (st) return st;
     if (!cmd->model || !a->ref)
         return ek_cmd_fail(cx, "handler", EK_ERR_INVALID_ARG, "%s needs a model name and a ref",
@@ -270,7 +275,7 @@ static ek_status h_load(void *state, ek_cmd *cmd, ek_cmd_ctx *cx) {
     ek_sig_policy verify = EK_SIG_OFF;
     if (ek_sig_policy_parse(e->cfg.registry_verify_on_load, &verify)) verify = EK_SIG_OFF;
     if ((st = ek_registry_resolve_opts(cx->ek, home, a->ref, verify, dir, sizeof dir)) != EK_OK)
-        return lib_fail(cx, st);
+        return ek_eng_lib_fail(cx, st);
     ek_load_options lo;
     ek_load_options_init(&lo);
     int dt = ek_compute_dtype_from_name(e->cfg.dtype);
@@ -279,7 +284,7 @@ static ek_status h_load(void *state, ek_cmd *cmd, ek_cmd_ctx *cx) {
     if (!r) return ek_cmd_fail(cx, "handler", EK_ERR_NOMEM, "out of memory");
     if ((st = ek_model_load_opts(cx->ek, dir, &lo, &r->m)) != EK_OK) {
         free(r);
-        return lib_fail(cx, st);
+        return ek_eng_lib_fail(cx, st);
     }
     r->refs = 1;
     r->dtype = (int)lo.dtype;
@@ -323,7 +328,7 @@ static ek_status h_load(void *state, ek_cmd *cmd, ek_cmd_ctx *cx) {
     old = e->models[i];
     e->models[i] = r;
     pthread_mutex_unlock(&e->mu);
-    if (old) unref(e, old); /* freed once running commands are done with it */
+    if (old) ek_eng_unref(e, old); /* freed once running commands are done with it */
     return EK_OK;
 }
 
@@ -334,8 +339,8 @@ static ek_status h_unload(void *state, ek_cmd *cmd, ek_cmd_ctx *cx) {
     model_ref *old = i >= 0 ? e->models[i] : NULL;
     if (old) e->models[i] = NULL;
     pthread_mutex_unlock(&e->mu);
-    if (!old) return not_loaded(cx, cmd->model);
-    unref(e, old);
+    if (!old) return ek_eng_not_loaded(cx, cmd->model);
+    ek_eng_unref(e, old);
     return EK_OK;
 }
 
@@ -351,12 +356,12 @@ static ek_status h_clear(void *state, ek_cmd *cmd, ek_cmd_ctx *cx) {
 static ek_status h_preload(void *state, ek_cmd *cmd, ek_cmd_ctx *cx) {
     ek_engine *e = state;
     ek_cache_args *a = &cmd->u.cache;
-    model_ref *r = acquire(e, cmd->model);
-    if (!r) return not_loaded(cx, cmd->model);
+    model_ref *r = ek_eng_acquire(e, cmd->model);
+    if (!r) return ek_eng_not_loaded(cx, cmd->model);
     ek_embed_options o;
-    embed_defaults(e, a->opts, &o);
+    ek_eng_embed_defaults(e, a->opts, &o);
     size_t dim = (size_t)ek_embed_dim(r->m, &o);
-    unref(e, r);
+    ek_eng_unref(e, r);
     float *out = malloc(a->n * dim * sizeof *out);
     if (!out) return ek_cmd_fail(cx, "handler", EK_ERR_NOMEM, "out of memory");
     ek_cmd sub;
@@ -372,32 +377,15 @@ static ek_status h_preload(void *state, ek_cmd *cmd, ek_cmd_ctx *cx) {
     return EK_OK;
 }
 
-static ek_status h_health(void *state, ek_cmd *cmd, ek_cmd_ctx *cx) {
-    (void)cx;
-    ek_engine *e = state;
-    ek_health_args *h = &cmd->u.health;
-    h->live = 1; /* liveness never depends on models */
-    ek_model_identity id;
-    memset(&id, 0, sizeof id);
-    if (identify(e, cmd->model, &id)) {
-        h->ready = 0;
-        snprintf(h->detail, sizeof h->detail, "model %s is not loaded", cmd->model ? cmd->model : "(default)");
-        return EK_OK;
-    }
-    ek_breaker_state bs = e->br ? ek_breaker_get_state(e->br, id.key) : EK_BREAKER_CLOSED;
-    h->ready = bs != EK_BREAKER_OPEN;
-    snprintf(h->detail, sizeof h->detail, "model %s loaded, breaker %s", id.key, ek_breaker_state_name(bs));
-    return EK_OK;
-}
-
 /* ---- construction ------------------------------------------------------------------ */
 
 void ek_engine_free(ek_engine *e) {
     if (!e) return;
     ek_pipeline_free(e->p);
     for (int i = 0; i < MAX_MODELS; i++)
-        if (e->models[i]) unref(e, e->models[i]);
+        if (e->models[i]) ek_eng_unref(e, e->models[i]);
     ek_cache_free(e->cache);
+    ek_eng_health_metrics_free(e->health);
     ek_bulkhead_free(e->bh);
     ek_breaker_free(e->br);
     ek_ratelimit_free(e->rl);
@@ -406,6 +394,26 @@ void ek_engine_free(ek_engine *e) {
     ek_metrics_free(e->metrics);
     pthread_mutex_destroy(&e->mu);
     free(e);
+}
+
+/* embedkit_stage_duration_seconds{stage}: one observation per stage for
+ * every command that ran ek_embed (cache hits run none).  The four label
+ * values are fixed, so the series are resolved once here. */
+static ek_status stage_metrics(ek_engine *e) {
+    static const double buckets[] = {0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025,
+                                     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+    static const char *const label[] = {"stage"};
+    ek_metric_family *f = NULL;
+    ek_status st = ek_metrics_add(e->metrics, EK_HISTOGRAM, "embedkit_stage_duration_seconds",
+                                  "Time of the embedding stages (tokenize, forward, pool, normalize) per command.",
+                                  1, label, 4, buckets, (int)(sizeof buckets / sizeof *buckets), &f);
+    if (st) return st;
+    const char *const v[][1] = {{"tokenize"}, {"forward"}, {"pool"}, {"normalize"}};
+    e->stages.tokenize = ek_metric_series(f, v[0]);
+    e->stages.forward = ek_metric_series(f, v[1]);
+    e->stages.pool = ek_metric_series(f, v[2]);
+    e->stages.normalize = ek_metric_series(f, v[3]);
+    return e->stages.tokenize && e->stages.forward && e->stages.pool && e->stages.normalize ? EK_OK : EK_ERR_NOMEM;
 }
 
 #define TRY(x) do { if ((st = (x)) != EK_OK) goto fail; } while (0)
@@ -423,12 +431,16 @@ ek_status ek_engine_new_ext(ek_ctx *ctx, const ek_engine_options *opts, ek_engin
     e->opts.config = &e->cfg;
     e->clock = opts && opts->clock ? *opts->clock : ek_clock_system();
     const ek_config *c = &e->cfg;
-    ek_model_resolver res = {identify, e};
+    ek_model_resolver res = {ek_eng_identify, e};
     ek_status st = EK_OK;
     ek_middleware m;
 
     TRY(ek_pipeline_new(&e->clock, &e->p));
-    if (c->metrics_enabled) TRY(ek_metrics_new(&e->metrics));
+    if (c->metrics_enabled) {
+        TRY(ek_metrics_new(&e->metrics));
+        TRY(stage_metrics(e));
+    }
+    TRY(ek_eng_health_metrics_new(e->metrics, &e->health));
     if (opts && opts->log) {
         int lvl = ek_log_level_from_name(c->log_level);
         ek_log_format fmt = !strcmp(c->log_format, "json") ? EK_LOG_JSON
@@ -500,7 +512,8 @@ ek_status ek_engine_new_ext(ek_ctx *ctx, const ek_engine_options *opts, ek_engin
     TRY(ek_pipeline_handle(e->p, EK_CMD_UNLOAD_MODEL, h_unload, e));
     TRY(ek_pipeline_handle(e->p, EK_CMD_CLEAR_CACHE, h_clear, e));
     TRY(ek_pipeline_handle(e->p, EK_CMD_PRELOAD_CACHE, h_preload, e));
-    TRY(ek_pipeline_handle(e->p, EK_CMD_HEALTH, h_health, e));
+    TRY(ek_pipeline_handle(e->p, EK_CMD_SEARCH, ek_eng_h_search, e));
+    TRY(ek_pipeline_handle(e->p, EK_CMD_HEALTH, ek_eng_h_health, e));
     if (extend) TRY(extend(arg, e->p));
     TRY(ek_pipeline_freeze(e->p));
 
@@ -532,4 +545,39 @@ ek_breaker *ek_engine_breaker(ek_engine *e) { return e->br; }
 
 ek_status ek_engine_execute(ek_engine *e, ek_cmd *cmd, ek_cmd_ctx *cx) {
     return ek_pipeline_execute(e->p, cmd, cx);
+}
+
+int ek_engine_embed_dim(ek_engine *e, const char *model) {
+    model_ref *r = e ? ek_eng_acquire(e, model) : NULL;
+    if (!r) return -1;
+    ek_embed_options o;
+    ek_eng_embed_defaults(e, NULL, &o);
+    int dim = ek_embed_dim(r->m, &o);
+    ek_eng_unref(e, r);
+    return dim;
+}
+
+/* ---- convenience calls ------------------------------------------------------------ */
+
+static ek_status run_embed(ek_engine *e, ek_ctx *ctx, ek_cmd *cmd, int *dim) {
+    if (!e || !ctx) return EK_ERR_INVALID_ARG;
+    ek_cmd_ctx cx;
+    ek_cmd_ctx_init(&cx, ctx);
+    ek_status st = ek_pipeline_execute(e->p, cmd, &cx);
+    if (dim) *dim = st == EK_OK ? cmd->u.embed.dim : 0;
+    return st;
+}
+
+ek_status ek_embed_text(ek_engine *e, ek_ctx *ctx, const char *model, const char *text, size_t len, float *out,
+                        size_t out_cap, int *dim) {
+    ek_cmd cmd;
+    ek_cmd_embed_text(&cmd, model, text, len, out, out_cap);
+    return run_embed(e, ctx, &cmd, dim);
+}
+
+ek_status ek_embed_texts(ek_engine *e, ek_ctx *ctx, const char *model, const char *const *texts, const size_t *lens,
+                         size_t n, float *out, size_t out_cap, int *dim) {
+    ek_cmd cmd;
+    ek_cmd_embed_batch(&cmd, model, texts, lens, n, out, out_cap);
+    return run_embed(e, ctx, &cmd, dim);
 }

@@ -279,6 +279,7 @@ static ek_status cache_mw(void *state, ek_cmd *cmd, ek_cmd_ctx *cx, ek_next *nex
         s->lens = mlens;
         s->n = n_miss;
         st = ek_next_run(next, &sub, cx);
+        e->stages = s->stages; /* the model ran for the misses only */
         if (st != EK_OK) goto done;
         if (dim && s->dim != dim) {
             st = ek_cmd_fail(cx, "cache", EK_ERR_INTERNAL,

@@ -42,10 +42,13 @@ double ek_ratelimit_cost(const ek_cmd *cmd) {
     switch (cmd->type) {
     case EK_CMD_EMBED_BATCH: return (double)cmd->u.embed.n;
     case EK_CMD_PRELOAD_CACHE: return (double)cmd->u.cache.n;
+    case EK_CMD_SEARCH:
+        /* Query texts cost what embedding them costs; vectors, one each. */
+        if (!cmd->u.search.texts) return (double)cmd->u.search.n;
+        /* fall through */
     case EK_CMD_EMBED_TEXT:
     case EK_CMD_TOKENIZE:
-    case EK_CMD_SIMILARITY:
-    case EK_CMD_SEARCH: {
+    case EK_CMD_SIMILARITY: {
         double c = 0;
         size_t n = ek_cmd_text_count(cmd);
         for (size_t i = 0; i < n; i++) {

@@ -52,7 +52,8 @@ static ek_status validate(void *state, ek_cmd *cmd, ek_cmd_ctx *cx, ek_next *nex
     const ek_validate_config *c = state;
     const char *field = field_of(cmd);
     size_t n = ek_cmd_text_count(cmd);
-    int batch = cmd->type == EK_CMD_EMBED_BATCH || cmd->type == EK_CMD_PRELOAD_CACHE;
+    int batch = cmd->type == EK_CMD_EMBED_BATCH || cmd->type == EK_CMD_PRELOAD_CACHE ||
+                (cmd->type == EK_CMD_SEARCH && cmd->u.search.texts);
     if (batch && n == 0)
         return ek_cmd_fail(cx, "validation", EK_ERR_INVALID_ARG, "%s: empty batch", field);
     if (batch && c->max_batch && n > c->max_batch)

@@ -107,13 +107,34 @@ void ek_cmd_embed_batch(ek_cmd *cmd, const char *model, const char *const *texts
     e->out_cap = out_cap;
 }
 
+void ek_cmd_search_texts(ek_cmd *cmd, const char *model, const struct ek_index *index,
+                         const char *const *texts, const size_t *lens, size_t n, size_t k,
+                         struct ek_hit *hits, size_t hits_cap) {
+    ek_cmd_init(cmd, EK_CMD_SEARCH, model);
+    ek_search_args *s = &cmd->u.search;
+    s->index = index;
+    s->texts = texts;
+    s->lens = lens;
+    s->n = n;
+    s->k = k;
+    s->hits = hits;
+    s->hits_cap = hits_cap;
+}
+
+void ek_cmd_search_vectors(ek_cmd *cmd, const struct ek_index *index, const float *vectors,
+                           size_t n, size_t dim, size_t k, struct ek_hit *hits, size_t hits_cap) {
+    ek_cmd_search_texts(cmd, NULL, index, NULL, NULL, n, k, hits, hits_cap);
+    cmd->u.search.vectors = vectors;
+    cmd->u.search.dim = dim;
+}
+
 size_t ek_cmd_text_count(const ek_cmd *cmd) {
     switch (cmd->type) {
     case EK_CMD_EMBED_TEXT:
     case EK_CMD_EMBED_BATCH: return cmd->u.embed.texts ? cmd->u.embed.n : 0;
     case EK_CMD_TOKENIZE: return cmd->u.tokenize.text ? 1 : 0;
     case EK_CMD_SIMILARITY: return 2;
-    case EK_CMD_SEARCH: return cmd->u.search.query ? 1 : 0;
+    case EK_CMD_SEARCH: return cmd->u.search.texts ? cmd->u.search.n : 0;
     case EK_CMD_PRELOAD_CACHE: return cmd->u.cache.texts ? cmd->u.cache.n : 0;
     default: return 0;
     }
@@ -137,7 +158,7 @@ const char *ek_cmd_text_at(const ek_cmd *cmd, size_t i, size_t *len) {
         *len = i ? s->b_len : s->a_len;
         return i ? s->b : s->a;
     }
-    case EK_CMD_SEARCH: *len = cmd->u.search.query_len; return cmd->u.search.query;
+    case EK_CMD_SEARCH: return nth(cmd->u.search.texts, cmd->u.search.lens, i, len);
     case EK_CMD_PRELOAD_CACHE: return nth(cmd->u.cache.texts, cmd->u.cache.lens, i, len);
     default: return NULL;
     }
