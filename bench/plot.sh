@@ -114,7 +114,7 @@ set ylabel "time per call, p50 (ms)"
 set logscale xy
 set xtics (16,32,64,128,256)
 set xrange [12:340]
-set key bottom right
+set key top left
 stats "$TMP/seq_f32_32.dat" u 2 every ::0::0 nooutput
 a = STATS_min
 plot "$TMP/seq_f32_1.dat"  u 1:2 w lp ls 4 t "f32, batch 1", \

@@ -1,12 +1,14 @@
 /* tests/test_bench.c — the benchmark suite's own code: the fixed-bucket
  * latency histogram and its percentiles (src/cli/bench_stats.c), and the
  * shape of `ek bench all --quick --json` (valid JSON, the machine, every
- * benchmark with its status, histograms and memory figures).  No timing is
- * asserted: only structure and arithmetic. */
+ * benchmark with its status, histograms and memory figures), and the
+ * device-memory peak of `ek bench gpu` where an OpenCL device exists.  No
+ * timing is asserted: only structure and arithmetic. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "embedkit_gpu.h"
 #include "support.h"
 
 /* bench_stats.c belongs to the `ek` executable, not to the library the
@@ -173,6 +175,10 @@ static void test_bench_all_quick_json(void **state) {
     }
     cJSON *gpu = path(doc, "benchmarks", "gpu", "status");
     assert_non_null(gpu); /* ok or skipped, depending on the machine */
+    if (!strcmp(gpu->valuestring, "ok")) { /* a GPU: the section carries the device-memory peak */
+        cJSON *g = path(doc, "benchmarks", "gpu", "result");
+        assert_true(cJSON_GetObjectItem(g, "gpu_peak_bytes")->valuedouble > 0);
+    }
     /* Histograms where the suite promises them. */
     cJSON *tok = path(path(doc, "benchmarks", "tokenize", "result"), "mixes", NULL, NULL);
     const char *mixes[] = {"en", "latin", "cjk", "mixed"};
@@ -205,6 +211,69 @@ static void test_bench_all_quick_json(void **state) {
     free(err);
 }
 
+/* `ek bench gpu` reports the device-memory high-water mark per measured row
+ * and for the run.  Any OpenCL device will do (PoCL's CPU device too);
+ * skipped where none can be opened. */
+static void test_bench_gpu_peak_bytes(void **state) {
+    (void)state;
+    ek_ctx *ctx = NULL;
+    assert_int_equal(ek_ctx_new(&ctx), EK_OK);
+    ek_gpu_options go;
+    ek_gpu_options_init(&go);
+    go.device = "any";
+    ek_gpu *g = NULL;
+    ek_status st = ek_gpu_open(ctx, &go, &g);
+    ek_gpu_close(g);
+    ek_ctx_free(ctx);
+    if (st != EK_OK) {
+        print_message("no OpenCL device: bench gpu test skipped\n");
+        skip();
+    }
+    char cmd[8192], *out = NULL, *err = NULL;
+    snprintf(cmd, sizeof cmd,
+             "'%s' bench gpu --model '%s' --device any --json --reps 2 --batches 1,4 --rows-1n 2000 "
+             "--rows-nm 500 --queries 8",
+             ts_ek_bin(), ts_path(ts_models_dir(), "tiny-mean"));
+    int rc = ts_run(cmd, &out, &err);
+    if (rc) fprintf(stderr, "%s\n%s\n", out ? out : "", err ? err : "");
+    assert_int_equal(rc, 0);
+    cJSON *doc = cJSON_Parse(out);
+    assert_non_null(doc);
+    cJSON *peak = cJSON_GetObjectItem(doc, "gpu_peak_bytes"), *budget = cJSON_GetObjectItem(doc, "gpu_budget_bytes");
+    assert_non_null(peak);
+    assert_non_null(budget);
+    assert_true(peak->valuedouble > 0);
+    assert_true(peak->valuedouble <= budget->valuedouble);
+    int timed = 0;
+    cJSON *r;
+    cJSON_ArrayForEach(r, cJSON_GetObjectItem(doc, "results")) {
+        if (!cJSON_GetObjectItem(r, "gpu_ms")) continue; /* crossover, matrix upload */
+        cJSON *p = cJSON_GetObjectItem(r, "gpu_peak_bytes");
+        assert_non_null(p);
+        assert_true(p->valuedouble > 0);
+        assert_true(p->valuedouble <= peak->valuedouble); /* the run's peak covers every row's */
+        timed++;
+    }
+    assert_int_equal(timed, 5); /* forward x 2, pool, cosine 1:N, cosine N:M */
+    cJSON_Delete(doc);
+    free(out);
+    free(err);
+    /* `ek bench all` carries it in its gpu section. */
+    out = err = NULL;
+    snprintf(cmd, sizeof cmd, "'%s' bench all --quick --json --only gpu --gpu-device any --model '%s'", ts_ek_bin(),
+             ts_path(ts_models_dir(), "tiny-mean"));
+    rc = ts_run(cmd, &out, &err);
+    if (rc) fprintf(stderr, "%s\n%s\n", out ? out : "", err ? err : "");
+    assert_int_equal(rc, 0);
+    doc = cJSON_Parse(out);
+    assert_non_null(doc);
+    assert_string_equal(path(doc, "benchmarks", "gpu", "status")->valuestring, "ok");
+    assert_true(path(path(doc, "benchmarks", "gpu", "result"), "gpu_peak_bytes", NULL, NULL)->valuedouble > 0);
+    cJSON_Delete(doc);
+    free(out);
+    free(err);
+}
+
 static void test_bench_all_rejects_bad_options(void **state) {
     (void)state;
     char cmd[8192];
@@ -221,6 +290,7 @@ int main(void) {
         cmocka_unit_test(test_hist_json),
         cmocka_unit_test(test_measure_excludes_warmup),
         cmocka_unit_test(test_bench_all_quick_json),
+        cmocka_unit_test(test_bench_gpu_peak_bytes),
         cmocka_unit_test(test_bench_all_rejects_bad_options),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -160,13 +160,16 @@ static void run_step(suite *s, const step *st) {
 
 static int usage(void) {
     puts("usage: ek bench all [--model DIR] [--quick] [--threads T] [--only A,B] [--out FILE] [--json]\n"
+         "                    [--gpu-device gpu|any|opencl:P:D]\n"
          "       ek bench all <tokenize|embed|ops|model> [options]   (one benchmark; --help)\n"
          "  runs every benchmark in its own process: tokenize, embed (forward grid per dtype),\n"
          "  forward (32 x 128 per dtype), ops (pooling, normalise, quantize, similarity, top-k),\n"
          "  model (load, import, alias, manifest, signatures), search, pipeline, gpu, and\n"
          "  prints one JSON document with the machine's description.  --quick: small sizes\n"
          "  and f32 only (CI).  DIR defaults to $EK_MODELS/default, else build/models/default.\n"
-         "  --threads T: worker threads of embed, forward, ops and search (0 = all cores).");
+         "  --threads T: worker threads of embed, forward, ops and search (0 = all cores).\n"
+         "  --gpu-device: the OpenCL device of the gpu benchmark (default gpu; any also takes a\n"
+         "  CPU device such as PoCL, whose figures are then not GPU numbers: is_gpu false).");
     return 0;
 }
 
@@ -191,7 +194,7 @@ int ek_bench_all(int argc, char **argv) {
         if (!strcmp(a, "ops")) return ek_bench_ops(argc - 1, argv + 1);
         if (!strcmp(a, "model")) return ek_bench_model(argc - 1, argv + 1);
     }
-    const char *model = NULL, *only = NULL, *outfile = NULL, *threads = "0";
+    const char *model = NULL, *only = NULL, *outfile = NULL, *threads = "0", *gpu_device = "gpu";
     int quick = 0, json = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -202,6 +205,7 @@ int ek_bench_all(int argc, char **argv) {
         else if (!strcmp(a, "--model")) model = v, i++;
         else if (!strcmp(a, "--only")) only = v, i++;
         else if (!strcmp(a, "--out")) outfile = v, i++;
+        else if (!strcmp(a, "--gpu-device")) gpu_device = v, i++;
         else if (!strcmp(a, "--threads")) {
             int t;
             if (cli_int(ACMD, a, v, 0, 1024, &t)) return 2;
@@ -241,7 +245,8 @@ int ek_bench_all(int argc, char **argv) {
         {"model", 0, {"all", "model", "--model", model, "--json", q}},
         {"search", 0, {"search", "--n", search_n, "--queries", "1,64", "--repeat", repeat, "--threads", threads, "--json"}},
         {"pipeline", 0, {"pipeline", "--iterations", pipe_iters, "--json"}},
-        {"gpu", 1, {"gpu", "--model", model, "--reps", repeat, "--batches", quick ? "1,8" : "1,8,32,128",
+        {"gpu", 1, {"gpu", "--model", model, "--device", gpu_device, "--reps", repeat,
+                    "--batches", quick ? "1,8" : "1,8,32,128",
                     "--rows-1n", quick ? "20000" : "1000000", "--rows-nm", quick ? "5000" : "100000",
                     "--queries", quick ? "64" : "1000", "--json"}},
     };

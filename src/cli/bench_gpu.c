@@ -4,7 +4,13 @@
  * Q x N against a resident matrix.  Host<->device transfer times are
  * reported apart from the total (from ek_gpu_stats).  The forward rows
  * also give the call size (tokens) from which the device wins: what the
- * "auto" device's threshold should be on this machine.  Public API only. */
+ * "auto" device's threshold should be on this machine.  Device memory:
+ * each row's gpu_peak_bytes is the high-water mark of the backend's device
+ * buffers during that measurement (ek_gpu_stats.peak, which
+ * ek_gpu_reset_stats restarts from the bytes held at the reset, so it
+ * counts the resident weights and matrices and the pooled buffers kept
+ * from earlier calls); the run's gpu_peak_bytes is the largest the backend
+ * held at any point, warm-ups and uploads included.  Public API only. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,34 +119,50 @@ typedef struct row {
     char what[48];
     long size;
     double cpu_ms, gpu_ms, up_ms, down_ms;
+    uint64_t peak; /* device bytes, high-water mark during the GPU runs */
 } row;
+
+/* The run's device-memory high-water mark: folded in from ek_gpu_stats
+ * before every reset (which restarts the peak) and at the end. */
+static uint64_t run_peak;
+static void fold_peak(const ek_gpu *g) {
+    ek_gpu_stats s;
+    ek_gpu_get_stats(g, &s);
+    if (s.peak > run_peak) run_peak = s.peak;
+}
+
+static double mib(uint64_t bytes) { return (double)bytes / (1024.0 * 1024.0); }
 
 static void emit(const opts *o, const row *r, int first) {
     if (o->json)
         printf("%s    {\"op\": \"%s\", \"size\": %ld, \"cpu_ms\": %.3f, \"gpu_ms\": %.3f, \"gpu_upload_ms\": %.3f, "
-               "\"gpu_download_ms\": %.3f, \"speedup\": %.3f}",
+               "\"gpu_download_ms\": %.3f, \"speedup\": %.3f, \"gpu_peak_bytes\": %llu}",
                first ? "" : ",\n", r->what, r->size, r->cpu_ms, r->gpu_ms, r->up_ms, r->down_ms,
-               r->gpu_ms > 0 ? r->cpu_ms / r->gpu_ms : 0.0);
+               r->gpu_ms > 0 ? r->cpu_ms / r->gpu_ms : 0.0, (unsigned long long)r->peak);
     else
-        printf("%-22s %9ld  cpu %10.2f ms  gpu %10.2f ms (upload %8.2f, download %8.2f)  x%.2f\n", r->what, r->size,
-               r->cpu_ms, r->gpu_ms, r->up_ms, r->down_ms, r->gpu_ms > 0 ? r->cpu_ms / r->gpu_ms : 0.0);
+        printf("%-22s %9ld  cpu %10.2f ms  gpu %10.2f ms (upload %8.2f, download %8.2f)  x%.2f  peak %8.1f MiB\n",
+               r->what, r->size, r->cpu_ms, r->gpu_ms, r->up_ms, r->down_ms, r->gpu_ms > 0 ? r->cpu_ms / r->gpu_ms : 0.0,
+               mib(r->peak));
     fflush(stdout);
 }
 
-/* Best of reps for the GPU call, with that run's transfer times. */
+/* Best of reps for the GPU call, with that run's transfer times; the
+ * device-memory high-water mark over all reps. */
 #define TIME_GPU(r, g, call)                                                    \
     do {                                                                        \
         (r).gpu_ms = 1e300;                                                     \
+        (r).peak = 0;                                                           \
         for (int k_ = 0; k_ < o->reps; k_++) {                                  \
+            fold_peak(g);                                                       \
             ek_gpu_reset_stats(g);                                              \
             double t_ = now_ms();                                               \
             if ((call) != EK_OK) goto fail;                                     \
             t_ = now_ms() - t_;                                                 \
-            if (t_ < (r).gpu_ms) {                                              \
-                ek_gpu_stats s_;                                                \
-                ek_gpu_get_stats(g, &s_);                                       \
+            ek_gpu_stats s_;                                                    \
+            ek_gpu_get_stats(g, &s_);                                           \
+            if (s_.peak > (r).peak) (r).peak = s_.peak;                         \
+            if (t_ < (r).gpu_ms)                                                \
                 (r).gpu_ms = t_, (r).up_ms = s_.upload_ms, (r).down_ms = s_.download_ms; \
-            }                                                                   \
         }                                                                       \
     } while (0)
 #define TIME_CPU(r, call)                                                       \
@@ -158,6 +180,7 @@ int ek_bench_gpu(int argc, char **argv) {
     opts o_, *o = &o_;
     int prc = parse(argc, argv, o);
     if (prc) return prc == 1 ? 0 : prc;
+    run_peak = 0;
     ek_ctx *ctx = NULL;
     ek_model *m = NULL;
     ek_gpu *g = NULL;
@@ -208,7 +231,7 @@ int ek_bench_gpu(int argc, char **argv) {
     if (!tc) goto fail;
     for (int i = 0; i < o->n_batches; i++) {
         int n = o->batches[i];
-        row r = {"forward+pool", n, 0, 0, 0, 0};
+        row r = {"forward+pool", n, 0, 0, 0, 0, 0};
         const char *const *tx = (const char *const *)texts;
         if (ek_gpu_embed(ctx, g, m, tx, NULL, (size_t)n, NULL, b, tc)) goto fail; /* warm-up: weights resident */
         for (int k = 0; k < n; k++) fwd_tokens[i] += tc[k];
@@ -249,7 +272,7 @@ int ek_bench_gpu(int argc, char **argv) {
         for (int s = 0; s < n_seq; s++) lens[s] = L;
         for (size_t i = 0; i < (size_t)n_seq * L * H; i++) hid[i] = frand();
         for (int t = 0; t < L; t++) w[t] = 1.0f;
-        row r = {"pool mean+normalize", n_seq, 0, 0, 0, 0};
+        row r = {"pool mean+normalize", n_seq, 0, 0, 0, 0, 0};
         ek_status st = EK_OK;
         /* CPU: the library's weighted mean (weights 1) per sequence, then
          * the L2 norm, as ek_embed's head does. */
@@ -303,10 +326,20 @@ int ek_bench_gpu(int argc, char **argv) {
             else printf("%-22s %9zu  upload %.2f ms (once; resident afterwards)\n", "matrix upload", rows, upload);
         }
     }
+    fold_peak(g);
+    ek_gpu_stats gs;
+    ek_gpu_get_stats(g, &gs);
     if (o->json)
-        printf("\n  ],\n  \"note\": \"%s\"\n}\n",
-               dev.is_gpu ? "best of reps; gpu_ms includes the transfers shown"
-                          : "NOT a GPU: OpenCL on a CPU device (e.g. PoCL) against the CPU path; best of reps");
+        printf("\n  ],\n  \"gpu_peak_bytes\": %llu, \"gpu_budget_bytes\": %llu,\n  \"note\": \"%s\"\n}\n",
+               (unsigned long long)run_peak, (unsigned long long)gs.budget,
+               dev.is_gpu ? "best of reps; gpu_ms includes the transfers shown; gpu_peak_bytes: device buffers held "
+                            "at the high-water mark (per row: during that measurement)"
+                          : "NOT a GPU: OpenCL on a CPU device (e.g. PoCL) against the CPU path; best of reps; "
+                            "gpu_peak_bytes: device buffers held at the high-water mark (per row: during that "
+                            "measurement)");
+    else
+        printf("%-22s %9s  %.1f MiB of device buffers at most (budget %.1f MiB)\n", "device memory peak", "",
+               mib(run_peak), mib(gs.budget));
     rc = 0;
     goto done;
 fail:
