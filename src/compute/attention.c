@@ -24,7 +24,12 @@ static size_t pad(size_t n) { return ek_att_pad(n); }
 size_t ek_attention_scratch(int max_len, int d) {
     size_t Lp = pad((size_t)(max_len > 0 ? max_len : 1)), dp = pad((size_t)d);
     /* kt [d][Lp] + vt [Lp][dp] + scores [QB][Lp] + query block [QB][d] */
-    return (size_t)d * Lp + Lp * dp + QB * Lp + pad((size_t)QB * d);
+    size_t f32 = (size_t)d * Lp + Lp * dp + QB * Lp + pad((size_t)QB * d);
+    /* The bf16 kernel (32-bit words): kt [d/2][Lp] + vt [Lp/2][dp] +
+     * scores [BQ][Lp] + probability pairs [BQ][Lp/2] + queries [Lp][dp/2]. */
+    const size_t BQ = EK_ATT_BF16_QB;
+    size_t bf16 = (size_t)(d + 1) / 2 * Lp + Lp / 2 * dp + BQ * Lp + BQ * (Lp / 2) + Lp * (dp / 2);
+    return f32 > bf16 ? f32 : bf16;
 }
 
 /* sc[b][j0 + l] = scale * (qb[b] . kt[:, j0 + l]) for one block of 16 keys. */

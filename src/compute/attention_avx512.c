@@ -40,8 +40,9 @@ static inline __mmask16 tail_mask(int n) {
     return (__mmask16)((1u << n) - 1u);
 }
 
-/* In-place softmax of x[0..n) (also used by attention_bf16.c). */
-TGT void ek_att_softmax16(float *x, int n) {
+/* x[i] = e^(x[i] - max x) in place; returns their sum (16 running sums by
+ * position, then the tail). */
+TGT float ek_att_exp_sum16(float *x, int n) {
     __m512 m = _mm512_set1_ps(-INFINITY);
     int i = 0;
     for (; i + 16 <= n; i += 16) m = _mm512_max_ps(m, _mm512_loadu_ps(x + i));
@@ -59,7 +60,14 @@ TGT void ek_att_softmax16(float *x, int n) {
         _mm512_mask_storeu_ps(x + i, tm, e);
         sum = _mm512_mask_add_ps(sum, tm, sum, e);
     }
-    __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(sum));
+    return _mm512_reduce_add_ps(sum);
+}
+
+/* In-place softmax of x[0..n). */
+TGT void ek_att_softmax16(float *x, int n) {
+    int i;
+    __mmask16 tm = tail_mask(n % 16);
+    __m512 inv = _mm512_set1_ps(1.0f / ek_att_exp_sum16(x, n));
     for (i = 0; i + 16 <= n; i += 16)
         _mm512_storeu_ps(x + i, _mm512_mul_ps(_mm512_loadu_ps(x + i), inv));
     if (tm)

@@ -13,10 +13,11 @@
 #if EK_HAVE_AVX512_KERNELS
 
 #include <immintrin.h>
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
-#define QB EK_ATT_QB
+#define QB EK_ATT_BF16_QB
 #define TGT __attribute__((target("avx512f,avx512bw,avx512bf16")))
 
 static inline __mmask16 tail_mask(int n) { return (__mmask16)((1u << n) - 1u); }
@@ -24,7 +25,7 @@ static inline __mmask16 tail_mask(int n) { return (__mmask16)((1u << n) - 1u); }
 /* out[i] = (x[2i], x[2i + 1]) in bf16 for 2i < n (zero past n, all zero
  * when x is NULL), for i < pad(n) / 2: a bf16 vector of consecutive
  * elements, read as 32-bit lanes, is exactly the pairs VDPBF16PS takes. */
-TGT static void to_pairs(const float *x, int n, uint32_t *out) {
+TGT static inline __attribute__((always_inline)) void to_pairs(const float *x, int n, uint32_t *out) {
     int np = (int)ek_att_pad((size_t)n) / 2;
     for (int i = 0; i < np; i += 16) {
         int c = 2 * i, left = n - c;
@@ -37,6 +38,64 @@ TGT static void to_pairs(const float *x, int n, uint32_t *out) {
             _mm512_storeu_si512(out + i, v);
         else
             _mm512_mask_storeu_epi32(out + i, tail_mask(np - i), v);
+    }
+}
+
+/* (x[c + 2i], x[c + 2i + 1]) as bf16 pairs for i < 16, zero from n on. */
+TGT static inline __m512i pairs16(const float *x, int c, int n) {
+    int left = n - c;
+    __mmask16 lo = left >= 16 ? 0xffff : left > 0 ? tail_mask(left) : 0;
+    __mmask16 hi = left >= 32 ? 0xffff : left > 16 ? tail_mask(left - 16) : 0;
+    __m512 a = _mm512_maskz_loadu_ps(lo, x + c), b = _mm512_maskz_loadu_ps(hi, x + c + 16);
+    return (__m512i)_mm512_cvtne2ps_pbh(b, a);
+}
+
+/* r[i][l] -> r[l][i] for a 16 x 16 block of 32-bit words: 32-bit and
+ * 64-bit unpacks within 128-bit lanes, then two rounds of lane shuffles. */
+TGT static inline void transpose16(__m512i r[16]) {
+    __m512i t[16];
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+    }
+    for (int i = 0; i < 4; i++) {
+        r[4 * i] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
+        r[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
+        r[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+        r[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+    }
+    for (int i = 0; i < 2; i++)
+        for (int m = 0; m < 4; m++) {
+            t[8 * i + m] = _mm512_shuffle_i32x4(r[8 * i + m], r[8 * i + 4 + m], 0x88);
+            t[8 * i + 4 + m] = _mm512_shuffle_i32x4(r[8 * i + m], r[8 * i + 4 + m], 0xdd);
+        }
+    for (int m = 0; m < 8; m++) {
+        r[m] = _mm512_shuffle_i32x4(t[m], t[8 + m], 0x88);
+        r[8 + m] = _mm512_shuffle_i32x4(t[m], t[8 + m], 0xdd);
+    }
+}
+
+/* ek_att_softmax16 of x[0..n) fused with to_pairs of the result into pb
+ * (same operations, so the same bits): the f32 probabilities are written
+ * back to x only when keep is set. */
+TGT static void softmax_pairs(float *x, int n, int keep, uint32_t *pb) {
+    __m512 inv = _mm512_set1_ps(1.0f / ek_att_exp_sum16(x, n));
+    int np = (int)ek_att_pad((size_t)n) / 2;
+    for (int p = 0; p < np; p += 16) {
+        int c = 2 * p, left = n - c;
+        __mmask16 lo = left >= 16 ? 0xffff : left > 0 ? tail_mask(left) : 0;
+        __mmask16 hi = left >= 32 ? 0xffff : left > 16 ? tail_mask(left - 16) : 0;
+        __m512 a = _mm512_mul_ps(_mm512_maskz_loadu_ps(lo, x + c), inv);
+        __m512 b = _mm512_mul_ps(_mm512_maskz_loadu_ps(hi, x + c + 16), inv);
+        if (keep) {
+            _mm512_mask_storeu_ps(x + c, lo, a);
+            _mm512_mask_storeu_ps(x + c + 16, hi, b);
+        }
+        __m512i v = (__m512i)_mm512_cvtne2ps_pbh(b, a);
+        if (np - p >= 16)
+            _mm512_storeu_si512(pb + p, v);
+        else
+            _mm512_mask_storeu_epi32(pb + p, tail_mask(np - p), v);
     }
 }
 
@@ -91,24 +150,29 @@ TGT static void to_pairs(const float *x, int n, uint32_t *out) {
 TGT void ek_attention_head_bf16(const float *q, int ld, int kv_off, int L, int d,
                                 float scale, float *out, int ldo, float *p0,
                                 float *ws) {
-    /* Workspace (32-bit words), within the f32 kernels' layout size:
-     * kt [d/2][Lp], vt [Lp/2][dp], scores [QB][Lp] f32, pb [QB][Lp/2],
-     * qp [QB][dp/2]. */
+    /* Workspace (32-bit words; ek_attention_scratch covers it): kt
+     * [d/2][Lp], vt [Lp/2][dp], scores [QB][Lp] f32, pb [QB][Lp/2], qa
+     * [Lp][dp/2] (every query row's pairs, zero past L). */
     const size_t Lp = ek_att_pad((size_t)L), dp = ek_att_pad((size_t)d);
     const int d2 = d / 2, dh = (int)dp / 2, Lh = (int)Lp / 2, L2 = (L + 1) / 2;
     uint32_t *kt = (uint32_t *)ws, *vt = kt + (size_t)d2 * Lp;
     float *sc = (float *)(vt + (size_t)Lh * dp);
-    uint32_t *pb = (uint32_t *)(sc + QB * Lp), *qp = pb + (size_t)QB * Lh;
+    uint32_t *pb = (uint32_t *)(sc + QB * Lp), *qa = pb + (size_t)QB * Lh;
     const float *keys = q + kv_off, *vals = q + 2 * (size_t)kv_off;
     const __m512 vscale = _mm512_set1_ps(scale);
 
-    /* Keys: each row's pairs converted as a vector (into the still unused
-     * score rows), then scattered to kt's columns. */
-    uint32_t *tmp = (uint32_t *)sc;
-    for (size_t j = 0; j < Lp; j++) {
-        to_pairs((int)j < L ? keys + j * ld : NULL, d, tmp);
-        for (int c2 = 0; c2 < d2; c2++) kt[(size_t)c2 * Lp + j] = tmp[c2];
-    }
+    /* Keys: blocks of 16 rows' pairs (16 pairs per row at a time),
+     * transposed in registers into kt's columns; zero past L. */
+    for (size_t j0 = 0; j0 < Lp; j0 += 16)
+        for (int cb = 0; cb < d2; cb += 16) {
+            __m512i r[16];
+            for (int jj = 0; jj < 16; jj++)
+                r[jj] = (int)j0 + jj < L ? pairs16(keys + (j0 + (size_t)jj) * ld, 2 * cb, d)
+                                         : _mm512_setzero_si512();
+            transpose16(r);
+            int nc = d2 - cb < 16 ? d2 - cb : 16;
+            for (int c = 0; c < nc; c++) _mm512_store_si512(kt + (size_t)(cb + c) * Lp + j0, r[c]);
+        }
     /* Values: rows j and j + 1 converted together, then interleaved. */
     const __m512i inter = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7,
                                            22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
@@ -126,18 +190,28 @@ TGT void ek_attention_head_bf16(const float *q, int ld, int kv_off, int L, int d
         }
     }
 
+    /* Queries: all rows' pairs up front (independent loads in flight,
+     * rather than each block's rows when its scores need them). */
+    for (size_t i = 0; i < Lp; i++)
+        for (int c = 0; c < dh; c += 16) {
+            __m512i v = (int)i < L ? pairs16(q + i * ld, 2 * c, d) : _mm512_setzero_si512();
+            if (dh - c >= 16)
+                _mm512_storeu_si512(qa + i * dh + c, v);
+            else
+                _mm512_mask_storeu_epi32(qa + i * dh + c, tail_mask(dh - c), v);
+        }
+
     for (int i0 = 0; i0 < L; i0 += QB) {
         int nb = L - i0 < QB ? L - i0 : QB;
-        for (int b = 0; b < QB; b++)
-            to_pairs(b < nb ? q + (size_t)(i0 + b) * ld : NULL, d, qp + b * dh);
+        const uint32_t *qp = qa + (size_t)i0 * dh;
         size_t j0 = 0;
         for (; j0 + 32 <= Lp; j0 += 32) SCORE_TILE(2);
         if (j0 < Lp) SCORE_TILE(1);
-        for (int b = 0; b < nb; b++) ek_att_softmax16(sc + b * Lp, L);
-        if (p0 && i0 == 0) memcpy(p0, sc, sizeof(float) * (size_t)L);
         /* Probabilities as pairs along the keys; zero past L and for the
          * rows past the sequence (their outputs are dropped). */
-        for (int b = 0; b < QB; b++) to_pairs(b < nb ? sc + b * Lp : NULL, L, pb + b * Lh);
+        for (int b = 0; b < nb; b++) softmax_pairs(sc + b * Lp, L, p0 && i0 == 0 && b == 0, pb + b * Lh);
+        for (int b = nb; b < QB; b++) to_pairs(NULL, L, pb + b * Lh);
+        if (p0 && i0 == 0) memcpy(p0, sc, sizeof(float) * (size_t)L);
         float *o = out + (size_t)i0 * ldo;
         int c0 = 0;
         for (; c0 + 32 <= (int)dp; c0 += 32) VALUE_TILE(2);

@@ -248,6 +248,33 @@ static void epilogue(const ek_bert_runtime *rt, const ek_mm_weights *w,
     }
 }
 
+/* int8: the residual epilogue of ATTN_OUT / FFN_OUT, the LayerNorm that
+ * follows it and (q non-NULL) the quantization of its output for the next
+ * linear, per block of rows while the block is in cache: one parallel
+ * region instead of three passes.  Each row goes through the same
+ * functions as unfused, in the same order. */
+static void epilogue_ln_block(const ek_bert_runtime *rt, const ek_mm_weights *w, const int32_t *acc,
+                              const float *rs, int Mp, float *x, const ek_layernorm *ln, float eps, uint8_t *q,
+                              float *rs_q, int bk) {
+    const int H = w->N, r0 = bk * ROW_BLOCK, k = Mp - r0 < ROW_BLOCK ? Mp - r0 : ROW_BLOCK;
+    ek_epi_args a = {acc, rs, w->scale, w->colsum, w->bias_ptr, w->N, x, NULL, NULL, NULL};
+    rt->k.epilogue(&a, r0, k, EK_EPI_ADD);
+    ek_op_add_layernorm(x + (size_t)r0 * H, NULL, k, H, ln->gamma, ln->beta, eps);
+    if (q) rt->k.quant_u8(x + (size_t)r0 * H, k, H, H, q + (size_t)r0 * H, rs_q + r0);
+}
+
+static void epilogue_ln(const ek_bert_runtime *rt, const ek_mm_weights *w, const int32_t *acc,
+                        const float *rs, int Mp, float *x, const ek_layernorm *ln, float eps, uint8_t *q,
+                        float *rs_q, int nt) {
+    int blocks = (Mp + ROW_BLOCK - 1) / ROW_BLOCK;
+    if (nt <= 1) {
+        for (int bk = 0; bk < blocks; bk++) epilogue_ln_block(rt, w, acc, rs, Mp, x, ln, eps, q, rs_q, bk);
+        return;
+    }
+#pragma omp parallel for num_threads(nt)
+    for (int bk = 0; bk < blocks; bk++) epilogue_ln_block(rt, w, acc, rs, Mp, x, ln, eps, q, rs_q, bk);
+}
+
 /* ---- the CPU backend ---------------------------------------------------- */
 
 /* A pass's state, on the caller's stack (nothing allocated per call). */
@@ -263,7 +290,23 @@ typedef struct cpu_be {
     ek_rt_slot *tail;         /* the last chunk's rows, or NULL */
     int r0, n;                /* the current chunk's rows */
     attn_job job;
+    /* int8: a residual epilogue left for the LayerNorm that follows it
+     * (epilogue_ln), and whether the chunk's FFN_IN source is quantized
+     * already (by that LayerNorm). */
+    const ek_mm_weights *pending;
+    const int32_t *pending_acc;
+    const float *pending_rs;
+    float *pending_out;
+    int pending_rows, ffn_in_ready;
 } cpu_be;
+
+/* Runs a residual epilogue cpu_linear left pending, unfused. */
+static void flush_pending(cpu_be *p) {
+    if (!p->pending) return;
+    epilogue(p->rt, p->pending, p->pending_acc, p->pending_rs, p->pending_rows, EK_EPI_ADD, p->pending_out, NULL,
+             NULL, p->scratch + p->lay.tmp, p->lay.per_thread_tmp, p->nt);
+    p->pending = NULL;
+}
 
 /* The epilogue each linear's packed plan has fused (f32 / bf16 primitive
  * flags, made at load) or runs (int8): the graph must ask for exactly it. */
@@ -296,6 +339,8 @@ static int cpu_begin(ek_backend *bk, const ek_fwd_batch *b, int want_probs, ek_e
     p->job = job;
     p->r0 = 0;
     p->n = p->Mp;
+    p->pending = NULL;
+    p->ffn_in_ready = 0;
     return EK_OK;
 }
 
@@ -312,6 +357,8 @@ static int cpu_embed(ek_backend *bk, ek_err *e) {
 
 static int cpu_chunk(ek_backend *bk, int i) {
     cpu_be *p = (cpu_be *)bk;
+    flush_pending(p);
+    p->ffn_in_ready = 0;
     int C = p->chunk->cls->M, r0 = i * C;
     if (r0 >= p->Mp) return 0;
     p->r0 = r0;
@@ -347,6 +394,7 @@ static int cpu_linear(ek_backend *bk, int li, int which, int src, int dst, ek_ou
         (src == EK_SLOT_FFN) != (which == EK_LIN_FFN_OUT) || (dst == EK_SLOT_FFN) != (which == EK_LIN_FFN_IN))
         return ek_err_set(e, EK_ERR_INTERNAL, "forward: linear %d with slots %d -> %d is not the packed plan", which,
                           src, dst);
+    flush_pending(p);
     const ek_mm_weights *mw = &rt->lin[li][which];
     ek_rt_slot *s = p->Mp - p->r0 >= p->chunk->cls->M ? p->chunk : p->tail;
     const int n = p->n, K = mw->K;
@@ -368,16 +416,24 @@ static int cpu_linear(ek_backend *bk, int li, int which, int src, int dst, ek_ou
         size_t ts = p->lay.per_thread_tmp;
         if (src == EK_SLOT_FFN) {
             rs = rs_ffn;
+        } else if (which == EK_LIN_FFN_IN && p->ffn_in_ready) {
+            A = low; /* quantized by the LayerNorm before (epilogue_ln) */
         } else {
             quant(rt, A, n, K, low, rs, p->nt);
             A = low;
         }
+        p->ffn_in_ready = 0;
         rc = ek_mm_run(&s->cls->prim[which], &s->io[which], s->stream, A, mw, acc);
-        if (!rc && epi == EK_OUT_GELU)
+        if (!rc && epi == EK_OUT_GELU) {
             epilogue(rt, mw, acc, rs, n, EK_EPI_GELU_QUANT, NULL, C, rs_ffn, tmp, ts, p->nt);
-        else if (!rc)
+        } else if (!rc && epi == EK_OUT_ADD_RESIDUAL && dst == EK_SLOT_X) {
+            /* Left for the LayerNorm that follows (cpu_layernorm); any
+             * other step runs it first (flush_pending). */
+            p->pending = mw, p->pending_acc = acc, p->pending_rs = rs, p->pending_out = C, p->pending_rows = n;
+        } else if (!rc) {
             epilogue(rt, mw, acc, rs, n, epi == EK_OUT_STORE ? EK_EPI_STORE : EK_EPI_ADD, C, NULL, NULL, tmp, ts,
                      p->nt);
+        }
     }
     if (rc)
         return ek_err_set(e, EK_ERR_INTERNAL, "forward: oneDNN matmul failed (layer %d, %d rows)", li, p->Mp);
@@ -387,6 +443,8 @@ static int cpu_linear(ek_backend *bk, int li, int which, int src, int dst, ek_ou
 static int cpu_attention(ek_backend *bk, int li, int want_probs, ek_err *e) {
     cpu_be *p = (cpu_be *)bk;
     (void)li, (void)e;
+    flush_pending(p);
+    p->ffn_in_ready = 0;
     p->job.headprob = want_probs ? p->scratch + p->lay.headprob : NULL;
     attention(p->b, &p->job, p->nt);
     /* Rows past the batch: attention leaves them; keep them finite. */
@@ -398,13 +456,27 @@ static int cpu_layernorm(ek_backend *bk, int li, int which, int slot, ek_err *e)
     cpu_be *p = (cpu_be *)bk;
     (void)e;
     const ek_bert_layer *L = &bk->w->layer[li];
-    layernorm_rows(slot_rows(p, slot), p->n, which == EK_OP_LN_ATTN ? &L->ln_attn : &L->ln_ffn, p->H,
-                   bk->w->cfg.ln_eps, p->nt);
+    const ek_layernorm *ln = which == EK_OP_LN_ATTN ? &L->ln_attn : &L->ln_ffn;
+    p->ffn_in_ready = 0;
+    if (p->pending && slot == EK_SLOT_X && p->pending_out == slot_rows(p, slot)) {
+        /* int8: the residual epilogue, this LayerNorm and, after the
+         * attention block, FFN_IN's quantization in one pass. */
+        int q = which == EK_OP_LN_ATTN;
+        epilogue_ln(p->rt, p->pending, p->pending_acc, p->pending_rs, p->pending_rows, p->pending_out, ln,
+                    bk->w->cfg.ln_eps, q ? (uint8_t *)(p->scratch + p->lay.low) : NULL, p->scratch + p->lay.rs,
+                    p->nt);
+        p->pending = NULL;
+        p->ffn_in_ready = q;
+        return EK_OK;
+    }
+    flush_pending(p);
+    layernorm_rows(slot_rows(p, slot), p->n, ln, p->H, bk->w->cfg.ln_eps, p->nt);
     return EK_OK;
 }
 
 static int cpu_end(ek_backend *bk, int rc, float *hidden_out, float *attn_first, ek_err *e) {
     cpu_be *p = (cpu_be *)bk;
+    if (rc == EK_OK) flush_pending(p);
     const ek_bert_config *cfg = &bk->w->cfg;
     (void)e;
     ek_bert_runtime_release(p->rt, p->chunk);
