@@ -26,7 +26,8 @@ INLINE float round_ne(float v) {
  * polynomial: 32 intervals of width 1/2 over [-8, 8] (x clamped there:
  * Phi(-8) ~ 6e-16, 1 - Phi(8) ~ 6e-16), degree 5 in the interval's local
  * coordinate u in [-1/2, 1/2] (Chebyshev interpolation, coefficients
- * rounded to f32; |error| < 6e-8 on Phi, so < 5e-7 on GELU for |x| <= 8).
+ * rounded to f32, made by tools/ref/make_gelu_coef.py; |error| < 6e-8 on
+ * Phi, so < 5e-7 on GELU for |x| <= 8).
  * No division and no exp: the AVX-512 kernel reads a coefficient for 16
  * lanes with one two-table permute.  u is exact: 2x and its floor are
  * exact, and so is floor + 1/2.  Coefficients [degree][interval]. */
