@@ -149,3 +149,21 @@ void ek_attention_head_lowp(int isa, const float *q, int ld, int kv_off, int L,
 #endif
     ek_attention_head_at(isa, q, ld, kv_off, L, d, scale, out, ldo, p0, ws);
 }
+
+int ek_attention_bf16in_ok(int isa, int d) {
+#if EK_HAVE_AVX512_KERNELS
+    return isa >= EK_ISA_AVX512_BF16 && d % 2 == 0;
+#else
+    (void)isa, (void)d;
+    return 0;
+#endif
+}
+
+void ek_attention_head_lowp_bf16in(const uint16_t *q, int ld, int kv_off, int L, int d, float scale, float *out,
+                                   int ldo, float *p0, float *ws) {
+#if EK_HAVE_AVX512_KERNELS
+    ek_attention_head_bf16in(q, ld, kv_off, L, d, scale, out, ldo, p0, ws);
+#else
+    (void)q, (void)ld, (void)kv_off, (void)L, (void)d, (void)scale, (void)out, (void)ldo, (void)p0, (void)ws;
+#endif
+}

@@ -4,6 +4,7 @@
 #define EK_COMPUTE_ATTENTION_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* Floats of workspace ek_attention_head needs for sequences up to max_len
  * tokens and head size d. */
@@ -34,6 +35,18 @@ void ek_attention_head_at(int isa, const float *q, int ld, int kv_off, int L,
 void ek_attention_head_lowp(int isa, const float *q, int ld, int kv_off, int L,
                             int d, float scale, float *out, int ldo, float *p0,
                             float *ws);
+
+/* Whether ek_attention_head_lowp_bf16in runs at this ISA level for a head
+ * size d (AVX512_BF16 and an even d: where ek_attention_head_lowp rounds
+ * Q, K and V to bf16 itself). */
+int ek_attention_bf16in_ok(int isa, int d);
+
+/* ek_attention_head_lowp on Q, K, V stored as bf16 (round to nearest
+ * even of the f32 values, row stride ld and kv_off in bf16 elements): the
+ * same bits as ek_attention_head_lowp on the f32 values, half the reads.
+ * Only where ek_attention_bf16in_ok. */
+void ek_attention_head_lowp_bf16in(const uint16_t *q, int ld, int kv_off, int L, int d, float scale, float *out,
+                                   int ldo, float *p0, float *ws);
 
 /* The portable C kernel (what machines without AVX-512 run); exposed so
  * the tests can check it on machines that have AVX-512. */

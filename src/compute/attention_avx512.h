@@ -4,6 +4,7 @@
 #define EK_COMPUTE_ATTENTION_AVX512_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define EK_HAVE_AVX512_KERNELS 1
@@ -37,6 +38,9 @@ float ek_att_exp_sum16(float *x, int n);
 void ek_attention_head_bf16(const float *q, int ld, int kv_off, int L, int d,
                             float scale, float *out, int ldo, float *p0,
                             float *ws);
+/* The same on bf16 Q, K, V (ld, kv_off in bf16 elements). */
+void ek_attention_head_bf16in(const uint16_t *q, int ld, int kv_off, int L, int d, float scale, float *out,
+                              int ldo, float *p0, float *ws);
 void ek_attention_head_avx512(const float *q, int ld, int kv_off, int L, int d,
                               float scale, float *out, int ldo, float *p0,
                               float *ws);

@@ -18,7 +18,7 @@
 #include <string.h>
 
 #define QB EK_ATT_BF16_QB
-#define TGT __attribute__((target("avx512f,avx512bw,avx512bf16")))
+#define TGT __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
 
 static inline __mmask16 tail_mask(int n) { return (__mmask16)((1u << n) - 1u); }
 
@@ -48,6 +48,14 @@ TGT static inline __m512i pairs16(const float *x, int c, int n) {
     __mmask16 hi = left >= 32 ? 0xffff : left > 16 ? tail_mask(left - 16) : 0;
     __m512 a = _mm512_maskz_loadu_ps(lo, x + c), b = _mm512_maskz_loadu_ps(hi, x + c + 16);
     return (__m512i)_mm512_cvtne2ps_pbh(b, a);
+}
+
+/* The same pairs from bf16 values (the bits pairs16 makes of their f32
+ * originals): 32 of them, zero from n on. */
+TGT static inline __m512i pairs16_bf(const uint16_t *x, int c, int n) {
+    int left = n - c;
+    __mmask32 m = left >= 32 ? 0xffffffffu : left > 0 ? (__mmask32)((1u << left) - 1u) : 0;
+    return _mm512_maskz_loadu_epi16(m, x + c);
 }
 
 /* r[i][l] -> r[l][i] for a 16 x 16 block of 32-bit words: 32-bit and
@@ -147,9 +155,11 @@ TGT static void softmax_pairs(float *x, int n, int keep, uint32_t *pb) {
         }                                                                           \
     } while (0)
 
-TGT void ek_attention_head_bf16(const float *q, int ld, int kv_off, int L, int d,
-                                float scale, float *out, int ldo, float *p0,
-                                float *ws) {
+/* The kernel on f32 (qf) or bf16 (qh) Q, K, V: the same bf16 operands
+ * either way, so the same bits. */
+TGT static inline __attribute__((always_inline)) void head_body(const float *qf, const uint16_t *qh, int ld,
+                                                                int kv_off, int L, int d, float scale, float *out,
+                                                                int ldo, float *p0, float *ws) {
     /* Workspace (32-bit words; ek_attention_scratch covers it): kt
      * [d/2][Lp], vt [Lp/2][dp], scores [QB][Lp] f32, pb [QB][Lp/2], qa
      * [Lp][dp/2] (every query row's pairs, zero past L). */
@@ -158,7 +168,8 @@ TGT void ek_attention_head_bf16(const float *q, int ld, int kv_off, int L, int d
     uint32_t *kt = (uint32_t *)ws, *vt = kt + (size_t)d2 * Lp;
     float *sc = (float *)(vt + (size_t)Lh * dp);
     uint32_t *pb = (uint32_t *)(sc + QB * Lp), *qa = pb + (size_t)QB * Lh;
-    const float *keys = q + kv_off, *vals = q + 2 * (size_t)kv_off;
+    const float *keys = qh ? NULL : qf + kv_off, *vals = qh ? NULL : qf + 2 * (size_t)kv_off;
+    const uint16_t *keysh = qh ? qh + kv_off : NULL, *valsh = qh ? qh + 2 * (size_t)kv_off : NULL;
     const __m512 vscale = _mm512_set1_ps(scale);
 
     /* Keys: blocks of 16 rows' pairs (16 pairs per row at a time),
@@ -167,8 +178,9 @@ TGT void ek_attention_head_bf16(const float *q, int ld, int kv_off, int L, int d
         for (int cb = 0; cb < d2; cb += 16) {
             __m512i r[16];
             for (int jj = 0; jj < 16; jj++)
-                r[jj] = (int)j0 + jj < L ? pairs16(keys + (j0 + (size_t)jj) * ld, 2 * cb, d)
-                                         : _mm512_setzero_si512();
+                r[jj] = (int)j0 + jj >= L ? _mm512_setzero_si512()
+                        : qh              ? pairs16_bf(keysh + (j0 + (size_t)jj) * ld, 2 * cb, d)
+                                          : pairs16(keys + (j0 + (size_t)jj) * ld, 2 * cb, d);
             transpose16(r);
             int nc = d2 - cb < 16 ? d2 - cb : 16;
             for (int c = 0; c < nc; c++) _mm512_store_si512(kt + (size_t)(cb + c) * Lp + j0, r[c]);
@@ -178,8 +190,20 @@ TGT void ek_attention_head_bf16(const float *q, int ld, int kv_off, int L, int d
                                            22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
     for (int j2 = 0; j2 < Lh; j2++) {
         int j = 2 * j2;
-        const float *r0 = j < L ? vals + (size_t)j * ld : NULL, *r1 = j + 1 < L ? vals + (size_t)(j + 1) * ld : NULL;
         uint32_t *row = vt + (size_t)j2 * dp;
+        if (qh) {
+            const uint16_t *h0 = j < L ? valsh + (size_t)j * ld : NULL;
+            const uint16_t *h1 = j + 1 < L ? valsh + (size_t)(j + 1) * ld : NULL;
+            for (int c = 0; c < (int)dp; c += 16) {
+                __mmask16 m = d - c >= 16 ? 0xffff : tail_mask(d - c);
+                __m256i a = _mm256_maskz_loadu_epi16(h0 ? m : 0, h0 ? h0 + c : h0);
+                __m256i b = _mm256_maskz_loadu_epi16(h1 ? m : 0, h1 ? h1 + c : h1);
+                __m512i ab = _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1);
+                _mm512_store_si512(row + c, _mm512_permutexvar_epi16(inter, ab));
+            }
+            continue;
+        }
+        const float *r0 = j < L ? vals + (size_t)j * ld : NULL, *r1 = j + 1 < L ? vals + (size_t)(j + 1) * ld : NULL;
         for (int c = 0; c < (int)dp; c += 16) {
             __mmask16 m = d - c >= 16 ? 0xffff : tail_mask(d - c);
             __m512 a = _mm512_maskz_loadu_ps(r0 ? m : 0, r0 ? r0 + c : r0);
@@ -194,7 +218,9 @@ TGT void ek_attention_head_bf16(const float *q, int ld, int kv_off, int L, int d
      * rather than each block's rows when its scores need them). */
     for (size_t i = 0; i < Lp; i++)
         for (int c = 0; c < dh; c += 16) {
-            __m512i v = (int)i < L ? pairs16(q + i * ld, 2 * c, d) : _mm512_setzero_si512();
+            __m512i v = (int)i >= L ? _mm512_setzero_si512()
+                        : qh        ? pairs16_bf(qh + i * ld, 2 * c, d)
+                                    : pairs16(qf + i * ld, 2 * c, d);
             if (dh - c >= 16)
                 _mm512_storeu_si512(qa + i * dh + c, v);
             else
@@ -217,6 +243,17 @@ TGT void ek_attention_head_bf16(const float *q, int ld, int kv_off, int L, int d
         for (; c0 + 32 <= (int)dp; c0 += 32) VALUE_TILE(2);
         if (c0 < (int)dp) VALUE_TILE(1);
     }
+}
+
+TGT void ek_attention_head_bf16(const float *q, int ld, int kv_off, int L, int d,
+                                float scale, float *out, int ldo, float *p0,
+                                float *ws) {
+    head_body(q, NULL, ld, kv_off, L, d, scale, out, ldo, p0, ws);
+}
+
+TGT void ek_attention_head_bf16in(const uint16_t *q, int ld, int kv_off, int L, int d, float scale, float *out,
+                                  int ldo, float *p0, float *ws) {
+    head_body(NULL, q, ld, kv_off, L, d, scale, out, ldo, p0, ws);
 }
 
 #endif

@@ -109,7 +109,7 @@ INLINE void epilogue_body(const ek_epi_args *a, int r0, int rows, int mode, int 
     for (int r = r0; r < r0 + rows; r++) {
         const int32_t *acc = a->acc + (size_t)r * N;
         const float rs = a->rs[r];
-        float *o = mode == EK_EPI_GELU_QUANT ? a->tmp : a->out + (size_t)r * N;
+        float *o = mode == EK_EPI_GELU_QUANT || mode == EK_EPI_STORE_BF16 ? a->tmp : a->out + (size_t)r * N;
         if (mode == EK_EPI_ADD) {
             for (int n = 0; n < N; n++)
                 o[n] += (float)(acc[n] - 128 * a->colsum[n]) * (rs * a->wscale[n]) + (a->bias ? a->bias[n] : 0.0f);
@@ -120,6 +120,8 @@ INLINE void epilogue_body(const ek_epi_args *a, int r0, int rows, int mode, int 
         if (mode == EK_EPI_GELU_QUANT) {
             for (int n = 0; n < N; n++) o[n] = gelu(o[n], fma);
             quant_row(o, N, a->q + (size_t)r * N, a->rs_out + r);
+        } else if (mode == EK_EPI_STORE_BF16) {
+            to_bf16_body(o, 1, N, N, (uint16_t *)a->out + (size_t)r * 2 * N);
         }
     }
 }
@@ -211,8 +213,29 @@ TGT512 static inline __m512 dequant16(const ek_epi_args *a, const int32_t *acc, 
     return _mm512_add_ps(v, a->bias ? _mm512_maskz_loadu_ps(k, a->bias + n) : _mm512_setzero_ps());
 }
 
+/* STORE_BF16 (reached only where the CPU has AVX512_BF16): each 16
+ * columns' bf16 overwrite bytes of acc that this row has read already. */
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx2,fma"))) static void
+store_bf16_avx512(const ek_epi_args *a, int r0, int rows) {
+    const int N = a->N;
+    for (int r = r0; r < r0 + rows; r++) {
+        const int32_t *acc = a->acc + (size_t)r * N;
+        const __m512 vrs = _mm512_set1_ps(a->rs[r]);
+        uint16_t *o = (uint16_t *)a->out + (size_t)r * 2 * N;
+        for (int n = 0; n < N; n += 16) {
+            __mmask16 k = tail16(N - n);
+            __m256i h = (__m256i)_mm512_cvtneps_pbh(dequant16(a, acc, vrs, n, k));
+            _mm256_mask_storeu_epi16(o + n, k, h);
+        }
+    }
+}
+
 TGT512 static void epilogue_avx512(const ek_epi_args *a, int r0, int rows, int mode) {
     const int N = a->N;
+    if (mode == EK_EPI_STORE_BF16) {
+        store_bf16_avx512(a, r0, rows);
+        return;
+    }
     __m512 tab[12];
     if (mode == EK_EPI_GELU_QUANT)
         for (int d = 0; d < 6; d++) {

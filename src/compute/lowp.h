@@ -23,7 +23,12 @@
 enum {
     EK_EPI_STORE = 0,     /* out[r][n] = v */
     EK_EPI_ADD = 1,       /* out[r][n] += v (residual) */
-    EK_EPI_GELU_QUANT = 2 /* q[r][n] = u8 quantization of GELU(v), rs_out[r] */
+    EK_EPI_GELU_QUANT = 2, /* q[r][n] = u8 quantization of GELU(v), rs_out[r] */
+    EK_EPI_STORE_BF16 = 3  /* ((uint16_t *)out)[r * 2N + n] = bf16(v), round to
+                              nearest even: the first half of each f32 row, so
+                              it may run in place on acc (out == acc); only
+                              with the AVX-512 kernels on a CPU with
+                              AVX512_BF16 (its VCVTNEPS2BF16) */
 };
 
 typedef struct ek_epi_args {
@@ -36,7 +41,7 @@ typedef struct ek_epi_args {
     float *out;           /* STORE / ADD: [rows][N] f32 */
     uint8_t *q;           /* GELU_QUANT: [rows][N] */
     float *rs_out;        /* GELU_QUANT: [rows] */
-    float *tmp;           /* GELU_QUANT: N floats of per-thread scratch */
+    float *tmp;           /* GELU_QUANT, STORE_BF16: N floats of per-thread scratch */
 } ek_epi_args;
 
 typedef struct ek_lowp_kernels {

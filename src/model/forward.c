@@ -53,7 +53,10 @@ typedef struct layout {
     size_t low;      /* a chunk's bf16 / int8 matmul source: [chunk][H] (bf16
                         or u8), then int8's u8 ffn [chunk][I] */
     size_t rs;       /* int8: [2][FFN_CHUNK] row scales */
-    size_t tmp;      /* int8: per thread, I floats (epilogue rows) */
+    size_t qfull;    /* int8: u8 [Mp][H], the QKV / ATTN_OUT source for all
+                        rows (quantized in one pass, or by LN_FFN) */
+    size_t rsfull;   /* int8: [Mp] its row scales */
+    size_t tmp;      /* int8: per thread, max(I, 3H) floats (epilogue rows) */
     size_t headprob; /* [heads][Mp]: last layer's row-0 probabilities per head */
     size_t attn;     /* per thread: ek_attention_scratch floats */
     size_t per_thread, per_thread_tmp;
@@ -76,8 +79,10 @@ static layout make_layout(const ek_bert_config *cfg, int rows, int threads) {
     /* bf16 [C][max(H, I)]: C * max(H, I) / 2 floats; int8 u8 [C][H] + [C][I]. */
     size_t low = !lowp ? 0 : int8 ? round_up(FFN_CHUNK * H, 64) / 4 + round_up(C * I, 64) / 4 : round_up(C * fw, 2) / 2;
     l.rs = round_up(l.low + low, ALIGN_FLOATS);
-    l.tmp = round_up(l.rs + (int8 ? 2 * FFN_CHUNK : 0), ALIGN_FLOATS);
-    l.per_thread_tmp = int8 ? round_up(I, ALIGN_FLOATS) : 0;
+    l.qfull = round_up(l.rs + (int8 ? 2 * FFN_CHUNK : 0), ALIGN_FLOATS);
+    l.rsfull = round_up(l.qfull + (int8 ? round_up(Mp * H, 64) / 4 : 0), ALIGN_FLOATS);
+    l.tmp = round_up(l.rsfull + (int8 ? Mp : 0), ALIGN_FLOATS);
+    l.per_thread_tmp = int8 ? round_up(I > 3 * H ? I : 3 * H, ALIGN_FLOATS) : 0;
     l.headprob = round_up(l.tmp + l.per_thread_tmp * (size_t)threads, ALIGN_FLOATS);
     l.attn = round_up(l.headprob + (size_t)cfg->heads * Mp, ALIGN_FLOATS);
     /* Sized by max_pos, not the batch's longest sequence: longer sequences
@@ -156,12 +161,20 @@ static void layernorm_rows(float *x, int rows, const ek_layernorm *ln,
 
 typedef struct attn_job {
     const float *qkv;    /* [R][3H] */
+    const uint16_t *qkvh; /* or NULL: int8's bf16 Q, K, V in place of qkv: row r
+                             at qkvh + 6H r, the first half of qkv's f32 row */
     float *ctx;          /* [R][H] */
     float *headprob;     /* [heads][R] or NULL */
     float *scratch;      /* per thread, per_thread floats each */
     size_t per_thread;
     int H, heads, R, isa;
     int lowp;            /* bf16 / int8 dtypes: bf16 products in attention */
+    /* int8: quantize each sequence's context rows for ATTN_OUT (into cq,
+     * row scales crs) right after its heads, while they are in cache, when
+     * attention runs per sequence (enough sequences); NULL: not. */
+    void (*quant)(const float *x, int rows, int n, int ldx, uint8_t *q, float *rs);
+    uint8_t *cq;
+    float *crs;
 } attn_job;
 
 static void attention_pair(const ek_fwd_batch *b, const attn_job *j, int p, float scale, float *ws) {
@@ -170,6 +183,12 @@ static void attention_pair(const ek_fwd_batch *b, const attn_job *j, int p, floa
         int s = p / j->heads, h = p % j->heads;
         int start = b->seq_start[s], L = b->seq_start[s + 1] - start;
         if (L == 0) return;
+        if (j->qkvh) {
+            ek_attention_head_lowp_bf16in(j->qkvh + (size_t)start * 6 * j->H + (size_t)h * d, 6 * j->H, j->H, L, d,
+                                          scale, j->ctx + (size_t)start * j->H + (size_t)h * d, j->H,
+                                          j->headprob ? j->headprob + (size_t)h * j->R + start : NULL, ws);
+            return;
+        }
         (j->lowp ? ek_attention_head_lowp : ek_attention_head_at)(
             j->isa, j->qkv + (size_t)start * 3 * j->H + (size_t)h * d, 3 * j->H, j->H, L, d, scale,
             j->ctx + (size_t)start * j->H + (size_t)h * d, j->H,
@@ -177,10 +196,34 @@ static void attention_pair(const ek_fwd_batch *b, const attn_job *j, int p, floa
     }
 }
 
+/* A sequence's heads, then (cq) its context rows' quantization. */
+static void attention_seq(const ek_fwd_batch *b, const attn_job *j, int s, float scale, float *ws) {
+    for (int h = 0; h < j->heads; h++) attention_pair(b, j, s * j->heads + h, scale, ws);
+    int start = b->seq_start[s], L = b->seq_start[s + 1] - start;
+    if (L > 0)
+        j->quant(j->ctx + (size_t)start * j->H, L, j->H, j->H, j->cq + (size_t)start * j->H, j->crs + start);
+}
+
+/* Whether attention() quantizes the context (per sequence): with cq and
+ * enough sequences to share among the threads. */
+static int attention_quantizes(const ek_fwd_batch *b, const attn_job *j, int nt) {
+    return j->cq && (nt <= 1 || b->n_seq >= 4 * nt);
+}
+
 static void attention(const ek_fwd_batch *b, const attn_job *j, int nt) {
     const int d = j->H / j->heads;
     const int pairs = b->n_seq * j->heads;
     const float scale = 1.0f / sqrtf((float)d);
+    if (attention_quantizes(b, j, nt)) {
+        if (nt <= 1) {
+            for (int s = 0; s < b->n_seq; s++) attention_seq(b, j, s, scale, j->scratch);
+            return;
+        }
+#pragma omp parallel for schedule(dynamic) num_threads(nt)
+        for (int s = 0; s < b->n_seq; s++)
+            attention_seq(b, j, s, scale, j->scratch + j->per_thread * (size_t)omp_get_thread_num());
+        return;
+    }
     if (nt <= 1) {
         for (int p = 0; p < pairs; p++) attention_pair(b, j, p, scale, j->scratch);
         return;
@@ -298,6 +341,13 @@ typedef struct cpu_be {
     const float *pending_rs;
     float *pending_out;
     int pending_rows, ffn_in_ready;
+    /* int8, qfull / rsfull: rows [0, qkv_ready) hold the quantized hidden
+     * state (LN_FFN's fused quantization, QKV's source); ctx_ready: they
+     * hold the quantized attention context (ATTN_OUT's source).  QKV's s32
+     * sums go to the QKV slot itself, and its epilogue (in place) runs for
+     * rows [0, qkv_rows) in one pass before attention (qkv_epi). */
+    const ek_mm_weights *qkv_epi;
+    int qkv_ready, ctx_ready, qkv_rows, qkv_bf16;
 } cpu_be;
 
 /* Runs a residual epilogue cpu_linear left pending, unfused. */
@@ -306,6 +356,18 @@ static void flush_pending(cpu_be *p) {
     epilogue(p->rt, p->pending, p->pending_acc, p->pending_rs, p->pending_rows, EK_EPI_ADD, p->pending_out, NULL,
              NULL, p->scratch + p->lay.tmp, p->lay.per_thread_tmp, p->nt);
     p->pending = NULL;
+}
+
+/* int8: QKV's epilogue, s32 sums to f32 (or bf16 in the first half of each
+ * row, qkv_bf16) in place in the QKV slot (each element is read before it
+ * is written), all rows in one pass. */
+static void flush_qkv(cpu_be *p) {
+    if (!p->qkv_epi) return;
+    float *q = p->scratch + p->lay.buf;
+    epilogue(p->rt, p->qkv_epi, (const int32_t *)q, p->scratch + p->lay.rsfull, p->qkv_rows,
+             p->qkv_bf16 ? EK_EPI_STORE_BF16 : EK_EPI_STORE, q, NULL,
+             NULL, p->scratch + p->lay.tmp, p->lay.per_thread_tmp, p->nt);
+    p->qkv_epi = NULL;
 }
 
 /* The epilogue each linear's packed plan has fused (f32 / bf16 primitive
@@ -334,13 +396,23 @@ static int cpu_begin(ek_backend *bk, const ek_fwd_batch *b, int want_probs, ek_e
         return rc;
     }
     float *buf = p->scratch + p->lay.buf;
-    attn_job job = {buf, buf + (size_t)p->Mp * 3 * p->H, NULL, p->scratch + p->lay.attn,
-                    p->lay.per_thread, p->H, cfg->heads, p->Mp, (int)p->rt->isa, p->rt->dtype != EK_FWD_F32};
+    /* int8 with the bf16 attention kernel: QKV's epilogue writes bf16
+     * (flush_qkv), the bits that kernel would round the f32 values to. */
+    int d = cfg->heads > 0 ? cfg->hidden / cfg->heads : 1;
+    p->qkv_bf16 = p->rt->dtype == EK_FWD_INT8 && ek_attention_bf16in_ok((int)p->rt->isa, d);
+    attn_job job = {buf, p->qkv_bf16 ? (const uint16_t *)buf : NULL, buf + (size_t)p->Mp * 3 * p->H, NULL,
+                    p->scratch + p->lay.attn,
+                    p->lay.per_thread, p->H, cfg->heads, p->Mp, (int)p->rt->isa, p->rt->dtype != EK_FWD_F32,
+                    p->rt->k.quant_u8,
+                    p->rt->dtype == EK_FWD_INT8 ? (uint8_t *)(p->scratch + p->lay.qfull) : NULL,
+                    p->scratch + p->lay.rsfull};
     p->job = job;
     p->r0 = 0;
     p->n = p->Mp;
     p->pending = NULL;
     p->ffn_in_ready = 0;
+    p->qkv_epi = NULL;
+    p->qkv_ready = p->ctx_ready = p->qkv_rows = 0;
     return EK_OK;
 }
 
@@ -414,17 +486,34 @@ static int cpu_linear(ek_backend *bk, int li, int which, int src, int dst, ek_ou
         float *rs = p->scratch + p->lay.rs, *rs_ffn = rs + FFN_CHUNK;
         float *tmp = p->scratch + p->lay.tmp;
         size_t ts = p->lay.per_thread_tmp;
+        uint8_t *qf = (uint8_t *)(p->scratch + p->lay.qfull);
+        float *rsf = p->scratch + p->lay.rsfull;
         if (src == EK_SLOT_FFN) {
             rs = rs_ffn;
         } else if (which == EK_LIN_FFN_IN && p->ffn_in_ready) {
             A = low; /* quantized by the LayerNorm before (epilogue_ln) */
+        } else if (which == EK_LIN_QKV || which == EK_LIN_ATTN_OUT) {
+            /* All rows at once (one pass instead of one per chunk), unless
+             * LN_FFN has quantized them already (QKV). */
+            int *ready = which == EK_LIN_QKV ? &p->qkv_ready : &p->ctx_ready;
+            if (*ready < p->Mp) {
+                quant(rt, (const float *)A - (size_t)p->r0 * K, p->Mp, K, qf, rsf, p->nt);
+                p->qkv_ready = p->ctx_ready = 0;
+                *ready = p->Mp;
+            }
+            A = qf + (size_t)p->r0 * K;
+            rs = rsf + p->r0;
+            if (which == EK_LIN_QKV) acc = C; /* the epilogue runs in place, before attention */
         } else {
             quant(rt, A, n, K, low, rs, p->nt);
             A = low;
         }
         p->ffn_in_ready = 0;
         rc = ek_mm_run(&s->cls->prim[which], &s->io[which], s->stream, A, mw, acc);
-        if (!rc && epi == EK_OUT_GELU) {
+        if (!rc && which == EK_LIN_QKV) {
+            p->qkv_epi = mw;
+            p->qkv_rows = p->r0 + n;
+        } else if (!rc && epi == EK_OUT_GELU) {
             epilogue(rt, mw, acc, rs, n, EK_EPI_GELU_QUANT, NULL, C, rs_ffn, tmp, ts, p->nt);
         } else if (!rc && epi == EK_OUT_ADD_RESIDUAL && dst == EK_SLOT_X) {
             /* Left for the LayerNorm that follows (cpu_layernorm); any
@@ -444,11 +533,22 @@ static int cpu_attention(ek_backend *bk, int li, int want_probs, ek_err *e) {
     cpu_be *p = (cpu_be *)bk;
     (void)li, (void)e;
     flush_pending(p);
+    flush_qkv(p);
     p->ffn_in_ready = 0;
+    p->ctx_ready = 0; /* the context changes */
     p->job.headprob = want_probs ? p->scratch + p->lay.headprob : NULL;
     attention(p->b, &p->job, p->nt);
     /* Rows past the batch: attention leaves them; keep them finite. */
     memset(p->job.ctx + (size_t)p->R * p->H, 0, sizeof(float) * (size_t)(p->Mp - p->R) * p->H);
+    if (attention_quantizes(p->b, &p->job, p->nt)) {
+        /* qfull holds the context now (attention quantized the batch's
+         * rows); the zero rows past it too. */
+        if (p->Mp > p->R)
+            p->job.quant(p->job.ctx + (size_t)p->R * p->H, p->Mp - p->R, p->H, p->H,
+                         p->job.cq + (size_t)p->R * p->H, p->job.crs + p->R);
+        p->ctx_ready = p->Mp;
+        p->qkv_ready = 0;
+    }
     return EK_OK;
 }
 
@@ -459,16 +559,25 @@ static int cpu_layernorm(ek_backend *bk, int li, int which, int slot, ek_err *e)
     const ek_layernorm *ln = which == EK_OP_LN_ATTN ? &L->ln_attn : &L->ln_ffn;
     p->ffn_in_ready = 0;
     if (p->pending && slot == EK_SLOT_X && p->pending_out == slot_rows(p, slot)) {
-        /* int8: the residual epilogue, this LayerNorm and, after the
-         * attention block, FFN_IN's quantization in one pass. */
+        /* int8: the residual epilogue, this LayerNorm and the
+         * quantization for the next linear in one pass: FFN_IN's after the
+         * attention block, the next layer's QKV (qfull) after the FFN block. */
         int q = which == EK_OP_LN_ATTN;
+        int qkv = !q && li + 1 < bk->w->cfg.layers && p->qkv_ready == p->r0;
+        uint8_t *qd = q ? (uint8_t *)(p->scratch + p->lay.low)
+                        : qkv ? (uint8_t *)(p->scratch + p->lay.qfull) + (size_t)p->r0 * p->H : NULL;
+        float *rsd = q ? p->scratch + p->lay.rs : p->scratch + p->lay.rsfull + p->r0;
         epilogue_ln(p->rt, p->pending, p->pending_acc, p->pending_rs, p->pending_rows, p->pending_out, ln,
-                    bk->w->cfg.ln_eps, q ? (uint8_t *)(p->scratch + p->lay.low) : NULL, p->scratch + p->lay.rs,
-                    p->nt);
+                    bk->w->cfg.ln_eps, qd, rsd, p->nt);
+        /* ctx_ready stays: ATTN_OUT reads the chunks in order, and this
+         * overwrites the rows of the chunk it has read already. */
+        if (qkv) p->qkv_ready = p->r0 + p->pending_rows;
+        else if (!q) p->qkv_ready = 0;
         p->pending = NULL;
         p->ffn_in_ready = q;
         return EK_OK;
     }
+    if (which == EK_OP_LN_FFN) p->qkv_ready = 0;
     flush_pending(p);
     layernorm_rows(slot_rows(p, slot), p->n, ln, p->H, bk->w->cfg.ln_eps, p->nt);
     return EK_OK;
@@ -476,7 +585,7 @@ static int cpu_layernorm(ek_backend *bk, int li, int which, int slot, ek_err *e)
 
 static int cpu_end(ek_backend *bk, int rc, float *hidden_out, float *attn_first, ek_err *e) {
     cpu_be *p = (cpu_be *)bk;
-    if (rc == EK_OK) flush_pending(p);
+    if (rc == EK_OK) flush_pending(p), flush_qkv(p);
     const ek_bert_config *cfg = &bk->w->cfg;
     (void)e;
     ek_bert_runtime_release(p->rt, p->chunk);
