@@ -170,6 +170,16 @@ ek_status ek_registry_verify(ek_ctx *ctx, ek_registry *reg, const char *ref,
 ek_status ek_registry_gc(ek_ctx *ctx, ek_registry *reg, size_t *blobs_removed,
                          uint64_t *bytes_freed);
 
+/* Prunes the packed-weight cache HOME/packed (docs/REGISTRY.md, "Memory"):
+ * removes cache files no load has used for max_age_s seconds (a load that
+ * finds a file refreshes its mtime) and writers' temporary files older than
+ * an hour.  Always safe: a process that maps a removed file keeps it until
+ * it unmaps it, and the next load writes it again.  Counts and bytes in the
+ * outputs (may be NULL). */
+#define EK_PACKED_MAX_AGE_DEFAULT_S (30 * 24 * 3600)
+ek_status ek_registry_gc_packed(ek_ctx *ctx, ek_registry *reg, int64_t max_age_s, size_t *files_removed,
+                                uint64_t *bytes_freed);
+
 /* Resolves any model reference (see the top of this file) to the directory
  * ek_model_load should read: path must hold cap bytes.  A registry reference
  * must name a READY version; home may be NULL for ek_registry_default_home. */

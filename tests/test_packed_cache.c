@@ -10,9 +10,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "embedkit_pipeline.h"
 #include "embedkit_registry.h"
 #include "model/packcache.h"
 #include "support.h"
@@ -365,6 +368,106 @@ static void test_load_by_reference(void **state) {
 
 /* The checksum streams: any split gives the same sum; one flipped bit
  * changes it. */
+/* The pipeline's LOAD of a registry version maps the registry's cache:
+ * `ek embed --model name` shares the packed weights like the pool does. */
+static void test_engine_uses_cache(void **state) {
+    (void)state;
+    ek_config cfg;
+    ek_config_defaults(&cfg);
+    cfg.threads = 1;
+    snprintf(cfg.registry_home, sizeof cfg.registry_home, "%s", g_home);
+    ek_engine_options eo = {.config = &cfg};
+    ek_engine *en;
+    assert_int_equal(ek_engine_new(g_ctx, &eo, &en), EK_OK);
+    ek_cmd cmd;
+    ek_cmd_ctx cx;
+    ek_cmd_init(&cmd, EK_CMD_LOAD_MODEL, "m");
+    cmd.u.load.ref = "pc@2";
+    ek_cmd_ctx_init(&cx, g_ctx);
+    if (ek_engine_execute(en, &cmd, &cx)) fail_msg("load: %s", cx.message);
+    void *token;
+    const ek_model *m = ek_engine_acquire(en, "m", &token);
+    assert_non_null(m);
+    ek_packed_cache_info info;
+    assert_int_equal(ek_model_packed_cache_info(m, &info), EK_OK);
+    assert_true(info.state == EK_PACKED_CACHE_HIT || info.state == EK_PACKED_CACHE_WRITTEN);
+    char want[600];
+    snprintf(want, sizeof want, "%s/packed/", g_home);
+    assert_memory_equal(info.path, want, strlen(want));
+    ek_engine_release(en, token);
+    ek_engine_free(en);
+}
+
+/* ek_registry_gc_packed: a load that finds its file refreshes the file's
+ * mtime; gc removes files unused for longer than the age and abandoned
+ * temporaries, keeps the rest, and a later load writes the file again. */
+static void set_age(const char *path, long days) {
+    struct timespec t[2];
+    clock_gettime(CLOCK_REALTIME, &t[0]);
+    t[0].tv_sec -= days * 86400;
+    t[1] = t[0];
+    assert_int_equal(utimensat(AT_FDCWD, path, t, 0), 0);
+}
+
+static void test_gc_packed(void **state) {
+    (void)state;
+    ek_pool *p;
+    assert_int_equal(ek_pool_new(g_ctx, g_home, 0, &p), EK_OK);
+    ek_pool_handle *h;
+    assert_int_equal(ek_pool_acquire(g_ctx, p, "pc@1", &h), EK_OK);
+    ek_packed_cache_info a;
+    assert_int_equal(ek_model_packed_cache_info(ek_pool_model(h), &a), EK_OK);
+    ek_pool_release(h);
+    ek_pool_free(p);
+    assert_true(a.state == EK_PACKED_CACHE_HIT || a.state == EK_PACKED_CACHE_WRITTEN);
+
+    /* Used a moment ago: kept.  An old temporary is removed, a fresh one kept. */
+    char old_tmp[600], new_tmp[600];
+    snprintf(old_tmp, sizeof old_tmp, "%s/packed/.tmp-old-1.ekpack", g_home);
+    snprintf(new_tmp, sizeof new_tmp, "%s/packed/.tmp-new-2.ekpack", g_home);
+    assert_int_equal(ts_write_file(old_tmp, "x", 1), 0);
+    assert_int_equal(ts_write_file(new_tmp, "y", 1), 0);
+    set_age(old_tmp, 1);
+    size_t n;
+    uint64_t bytes;
+    assert_int_equal(ek_registry_gc_packed(g_ctx, g_reg, EK_PACKED_MAX_AGE_DEFAULT_S, &n, &bytes), EK_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(bytes, 1);
+    struct stat sb;
+    assert_int_equal(stat(a.path, &sb), 0);
+    assert_int_not_equal(stat(old_tmp, &sb), 0);
+    assert_int_equal(stat(new_tmp, &sb), 0);
+    unlink(new_tmp);
+
+    /* A hit refreshes the mtime: aged 40 days, then loaded, it survives. */
+    set_age(a.path, 40);
+    ek_packed_cache_info b;
+    ek_model *m = load("pc@1", EK_DTYPE_F32, NULL, &b);
+    assert_int_equal(b.state, EK_PACKED_CACHE_HIT);
+    ek_model_free(m);
+    assert_int_equal(ek_registry_gc_packed(g_ctx, g_reg, EK_PACKED_MAX_AGE_DEFAULT_S, &n, NULL), EK_OK);
+    assert_int_equal(n, 0);
+
+    /* Unused for 40 days: removed (with its size), and the next load
+     * writes it again, with the same embeddings. */
+    float *before = embed(m = load("pc@1", EK_DTYPE_F32, NULL, &b));
+    ek_model_free(m);
+    set_age(a.path, 40);
+    assert_int_equal(stat(a.path, &sb), 0);
+    assert_int_equal(ek_registry_gc_packed(g_ctx, g_reg, EK_PACKED_MAX_AGE_DEFAULT_S, &n, &bytes), EK_OK);
+    assert_true(n >= 1);
+    assert_true(bytes >= (uint64_t)sb.st_size);
+    assert_int_not_equal(stat(a.path, &sb), 0);
+    m = load("pc@1", EK_DTYPE_F32, NULL, &b);
+    assert_int_equal(b.state, EK_PACKED_CACHE_WRITTEN);
+    float *after = embed(m);
+    assert_memory_equal(before, after, embed_bytes(m));
+    free(before);
+    free(after);
+    ek_model_free(m);
+    assert_int_equal(ek_registry_gc_packed(g_ctx, g_reg, -1, NULL, NULL), EK_ERR_INVALID_ARG);
+}
+
 static void test_checksum_streams(void **state) {
     (void)state;
     unsigned char buf[1000];
@@ -389,6 +492,8 @@ static void test_checksum_streams(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_checksum_streams),
+        cmocka_unit_test(test_engine_uses_cache),
+        cmocka_unit_test(test_gc_packed),
         cmocka_unit_test(test_written_then_hit_bitwise),
         cmocka_unit_test(test_versions_share_one_file),
         cmocka_unit_test(test_bad_files_repaired),

@@ -56,7 +56,8 @@ static void usage(FILE *f) {
             "  verify-on-load [off|signed|required]\n"
             "                          show or set when resolving/loading and every check\n"
             "                          re-verify signatures (registry-wide setting)\n"
-            "  gc                      delete blobs no version references\n"
+            "  gc [--packed-max-age D] delete blobs no version references, and packed-weight\n"
+            "                          cache files unused for D days (default 30)\n"
             "  log [NAME] [--json]     the event log\n"
             "REF: NAME, NAME@VERSION, NAME@ALIAS (NAME@latest).  Names: letters, digits,\n"
             "'.', '_', '-', starting with a letter or digit, at most 64 characters.\n"
@@ -459,13 +460,26 @@ static int cmd_verify_on_load(ek_ctx *ctx, ek_registry *reg, int argc, char **ar
 }
 
 static int cmd_gc(ek_ctx *ctx, ek_registry *reg, int argc, char **argv) {
-    (void)argv;
-    if (argc) return cli_usage(CMD, "gc takes no arguments");
-    size_t n;
-    uint64_t b;
+    int64_t max_age = EK_PACKED_MAX_AGE_DEFAULT_S;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--packed-max-age") && i + 1 < argc) {
+            char *end;
+            double days = strtod(argv[++i], &end);
+            if (end == argv[i] || *end || !(days >= 0) || days > 36500)
+                return cli_usage(CMD, "gc: --packed-max-age %s: want a number of days (0..36500)", argv[i]);
+            max_age = (int64_t)(days * 86400.0);
+        } else {
+            return cli_usage(CMD, "gc: unknown argument %s (gc [--packed-max-age DAYS])", argv[i]);
+        }
+    }
+    size_t n, np;
+    uint64_t b, bp;
     if (ek_registry_gc(ctx, reg, &n, &b)) return cli_fail(CMD, "gc: %s", ek_ctx_last_error(ctx));
+    if (ek_registry_gc_packed(ctx, reg, max_age, &np, &bp)) return cli_fail(CMD, "gc: %s", ek_ctx_last_error(ctx));
     char hb[32];
     printf("removed %zu unreferenced blobs (%s)\n", n, human(b, hb, sizeof hb));
+    printf("removed %zu packed-weight cache files unused for %g days (%s)\n", np, (double)max_age / 86400.0,
+           human(bp, hb, sizeof hb));
     return 0;
 }
 

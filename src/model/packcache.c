@@ -178,6 +178,10 @@ int ek_pc_open(const char *path, const unsigned char key[EK_PC_KEY_BYTES], uint6
     out->base = m;
     out->size = (size_t)file_bytes;
     rc = 0;
+    /* The file's mtime records its last use, so `ek models gc` can prune
+     * files no load has used for a while (ek_registry_gc_packed).  Best
+     * effort: a cache directory shared read-only still serves. */
+    (void)futimens(fd, NULL);
 out:
     free(buf);
     close(fd);

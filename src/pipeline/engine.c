@@ -280,6 +280,19 @@ static ek_status h_load(void *state, ek_cmd *cmd, ek_cmd_ctx *cx) {
     ek_load_options_init(&lo);
     int dt = ek_compute_dtype_from_name(e->cfg.dtype);
     lo.dtype = dt < 0 ? EK_DTYPE_F32 : (ek_compute_dtype)dt;
+    /* A registry version (HOME/models/<name>/<version>) loads through the
+     * registry's packed-weight cache HOME/packed, so every process serving
+     * it shares one mapped copy of the packed weights (docs/REGISTRY.md,
+     * "Memory"); a plain directory is packed privately, as before. */
+    char reg_home[1024], packed[1100];
+    if (home) snprintf(reg_home, sizeof reg_home, "%s", home);
+    else if (ek_registry_default_home(cx->ek, reg_home, sizeof reg_home) != EK_OK) reg_home[0] = '\0';
+    size_t hl = strlen(reg_home);
+    while (hl > 1 && reg_home[hl - 1] == '/') reg_home[--hl] = '\0';
+    if (hl && !strncmp(dir, reg_home, hl) && !strncmp(dir + hl, "/models/", 8)) {
+        snprintf(packed, sizeof packed, "%s/packed", reg_home);
+        lo.packed_cache_dir = packed;
+    }
     model_ref *r = calloc(1, sizeof *r);
     if (!r) return ek_cmd_fail(cx, "handler", EK_ERR_NOMEM, "out of memory");
     if ((st = ek_model_load_opts(cx->ek, dir, &lo, &r->m)) != EK_OK) {

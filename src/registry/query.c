@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/file.h"
@@ -479,6 +480,59 @@ out:
     if (removed) *removed = nrm;
     if (freed) *freed = bytes;
     return (ek_status)rc;
+}
+
+ek_status ek_registry_gc_packed(ek_ctx *ctx, ek_registry *r, int64_t max_age_s, size_t *removed,
+                                uint64_t *freed) {
+    if (!ctx || !r) return EK_ERR_INVALID_ARG;
+    ek_err *e = &ctx->err;
+    ek_err_clear(e);
+    if (max_age_s < 0)
+        return ek_err_set(e, EK_ERR_INVALID_ARG, "gc: packed max age %lld s: must be >= 0", (long long)max_age_s);
+    size_t nrm = 0;
+    uint64_t bytes = 0;
+    char dir[4096];
+    int rc = reg_path(dir, sizeof dir, e, "%s/packed", r->home);
+    if (rc) return (ek_status)rc;
+    DIR *d = opendir(dir);
+    if (!d) {
+        if (errno == ENOENT) goto done; /* no cache yet */
+        return ek_err_set(e, EK_ERR_IO, "%s: %s", dir, strerror(errno));
+    }
+    time_t now = time(NULL);
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        size_t len = strlen(de->d_name);
+        if (len < 8 || strcmp(de->d_name + len - 7, ".ekpack")) continue;
+        /* Writers' temporary files (".tmp-..."): only when clearly abandoned. */
+        int64_t age = de->d_name[0] == '.' ? 3600 : max_age_s;
+        char p[4400];
+        struct stat sb;
+        if (reg_path(p, sizeof p, NULL, "%s/%s", dir, de->d_name) || lstat(p, &sb) || !S_ISREG(sb.st_mode)) continue;
+        if ((int64_t)(now - sb.st_mtime) < age) continue;
+        if (unlink(p) == 0) {
+            nrm++;
+            bytes += (uint64_t)sb.st_size;
+        }
+    }
+    closedir(d);
+    if (nrm && (rc = reg_fsync_dir(dir, e))) return (ek_status)rc;
+done:
+    if (nrm) {
+        char detail[160];
+        snprintf(detail, sizeof detail, "%zu packed-weight cache files unused for %lld s removed, %llu bytes", nrm,
+                 (long long)max_age_s, (unsigned long long)bytes);
+        /* The event is a record, not part of the work: a locked database
+         * does not undo what was removed. */
+        ek_err tmp;
+        if (!reg_begin(r, &tmp)) {
+            if (reg_event(r, NULL, 0, "gc-packed", detail, &tmp)) reg_rollback(r);
+            else reg_commit(r, &tmp);
+        }
+    }
+    if (removed) *removed = nrm;
+    if (freed) *freed = bytes;
+    return EK_OK;
 }
 
 /* A reference is a path when it could only be one: it has a '/', starts
