@@ -394,6 +394,11 @@ static void test_engine_uses_cache(void **state) {
     char want[600];
     snprintf(want, sizeof want, "%s/packed/", g_home);
     assert_memory_equal(info.path, want, strlen(want));
+    /* The same file the library's and the pool's loads of that version map. */
+    ek_packed_cache_info lib;
+    ek_model *lm = load("pc@2", EK_DTYPE_F32, NULL, &lib);
+    assert_string_equal(info.path, lib.path);
+    ek_model_free(lm);
     ek_engine_release(en, token);
     ek_engine_free(en);
 }

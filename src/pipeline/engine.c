@@ -280,22 +280,34 @@ static ek_status h_load(void *state, ek_cmd *cmd, ek_cmd_ctx *cx) {
     ek_load_options_init(&lo);
     int dt = ek_compute_dtype_from_name(e->cfg.dtype);
     lo.dtype = dt < 0 ? EK_DTYPE_F32 : (ek_compute_dtype)dt;
-    /* A registry version (HOME/models/<name>/<version>) loads through the
-     * registry's packed-weight cache HOME/packed, so every process serving
-     * it shares one mapped copy of the packed weights (docs/REGISTRY.md,
-     * "Memory"); a plain directory is packed privately, as before. */
-    char reg_home[1024], packed[1100];
+    /* A registry version (HOME/models/<name>/<version>) loads as the pool
+     * loads it (ek_registry_load_model, pinned to the version just resolved
+     * and checked): through the registry's packed-weight cache HOME/packed
+     * under the key its recorded file digests give, so every process and
+     * pool serving that version shares one mapped copy (docs/REGISTRY.md,
+     * "Memory").  A plain directory is packed privately, as before. */
+    char reg_home[1024], pinned[600];
     if (home) snprintf(reg_home, sizeof reg_home, "%s", home);
     else if (ek_registry_default_home(cx->ek, reg_home, sizeof reg_home) != EK_OK) reg_home[0] = '\0';
     size_t hl = strlen(reg_home);
     while (hl > 1 && reg_home[hl - 1] == '/') reg_home[--hl] = '\0';
+    pinned[0] = '\0';
     if (hl && !strncmp(dir, reg_home, hl) && !strncmp(dir + hl, "/models/", 8)) {
-        snprintf(packed, sizeof packed, "%s/packed", reg_home);
-        lo.packed_cache_dir = packed;
+        const char *nm = dir + hl + 8, *slash = strchr(nm, '/');
+        if (slash && !strchr(slash + 1, '/'))
+            snprintf(pinned, sizeof pinned, "%.*s@%s", (int)(slash - nm), nm, slash + 1);
     }
     model_ref *r = calloc(1, sizeof *r);
     if (!r) return ek_cmd_fail(cx, "handler", EK_ERR_NOMEM, "out of memory");
-    if ((st = ek_model_load_opts(cx->ek, dir, &lo, &r->m)) != EK_OK) {
+    if (pinned[0]) {
+        ek_registry *reg = NULL;
+        if ((st = ek_registry_open(cx->ek, reg_home, NULL, &reg)) == EK_OK)
+            st = ek_registry_load_model(cx->ek, reg, pinned, &lo, &r->m);
+        ek_registry_close(reg);
+    } else {
+        st = ek_model_load_opts(cx->ek, dir, &lo, &r->m);
+    }
+    if (st != EK_OK) {
         free(r);
         return ek_eng_lib_fail(cx, st);
     }
