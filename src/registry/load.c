@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/model.h"
 #include "registry/reg.h"
 #include "runtime/ctx.h"
 
@@ -61,12 +60,7 @@ int reg_model_load(ek_ctx *ctx, const char *home, const char *dir, const char *d
         o.packed_cache_dir = cache;
     }
     if (!o.weights_digest && digest && *digest) o.weights_digest = digest;
-    if (o.dtype < EK_DTYPE_F32 || o.dtype > EK_DTYPE_INT8)
-        return ek_err_set(&ctx->err, EK_ERR_INVALID_ARG, "dtype: %d is not f32, bf16 or int8", (int)o.dtype);
-    /* ek_model_load_opts does not pass the cache fields on (yet), hence the
-     * model layer directly; the error lands in ctx all the same. */
-    ek_err_clear(&ctx->err);
-    return ek_model_load_dir_opts(dir, &o, out, &ctx->err);
+    return ek_model_load_opts(ctx, dir, &o, out);
 }
 
 ek_status ek_registry_load_model(ek_ctx *ctx, ek_registry *r, const char *ref, const ek_load_options *opts,
