@@ -238,6 +238,11 @@ static void check_invariance(int H, int layers, int heads, int I, int max_pos) {
     float *all = malloc(sizeof(float) * b.total * H), *all_a = malloc(sizeof(float) * b.total);
     float *one = malloc(sizeof(float) * b.total * H), *one_a = malloc(sizeof(float) * b.total);
     ek_err e = {0};
+    /* The batch runs as sequence-parallel units, each sequence alone layer
+     * by layer: the two passes must agree. */
+    ek_fwd_batch whole = {b.ids, b.types, b.start, 64}, first = {b.ids, b.types, b.start, 1};
+    assert_true(ek_bert_forward_plan(&m.w.cfg, &whole, 2) > 0);
+    assert_int_equal(ek_bert_forward_plan(&m.w.cfg, &first, 2), 0);
     assert_int_equal(run(&m, &b, 0, 64, 2, all, all_a, &e), EK_OK);
     for (int s = 0; s < 64; s++) {
         int o = b.start[s];
@@ -278,6 +283,43 @@ static void test_batch_invariance_small(void **state) {
 static void test_batch_invariance_minilm(void **state) {
     (void)state;
     check_invariance(384, 1, 12, 1536, 48);
+}
+
+/* Which pass a batch gets: units where they keep both threads busy, with
+ * smaller units when that balances them, layer by layer otherwise. */
+static void test_forward_plan(void **state) {
+    (void)state;
+    ek_bert_config cfg = {0};
+    cfg.hidden = 384, cfg.heads = 12, cfg.intermediate = 1536, cfg.layers = 6, cfg.max_pos = 512;
+    int32_t st[513];
+    ek_fwd_batch b = {NULL, NULL, st, 0};
+    struct { int n, len, threads, want; } cases[] = {
+        {32, 128, 2, 256}, /* 16 units of 256 rows */
+        {6, 128, 2, 128},  /* 3 units of 256 would leave a thread idle a third of the time */
+        {3, 128, 2, 0},    /* 3 sequences on 2 threads: uneven at any unit size */
+        {1, 16, 2, 0},     /* one sentence */
+        {1, 512, 2, 0},
+        {32, 128, 1, 0},   /* one thread */
+        {2, 200, 2, 200},  /* one sequence per unit */
+        {64, 8, 2, 256},   /* 512 rows: 2 units of 32 sequences */
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        b.n_seq = cases[k].n;
+        for (int s = 0; s <= b.n_seq; s++) st[s] = s * cases[k].len;
+        int got = ek_bert_forward_plan(&cfg, &b, cases[k].threads);
+        if (got != cases[k].want)
+            fail_msg("%d x %d on %d threads: plan %d, want %d", cases[k].n, cases[k].len, cases[k].threads, got,
+                     cases[k].want);
+    }
+    /* Uneven lengths: one long sequence among short ones stays layer by
+     * layer; the same lengths repeated balance. */
+    int lens[] = {400, 20, 20, 20};
+    b.n_seq = 4, st[0] = 0;
+    for (int s = 0; s < 4; s++) st[s + 1] = st[s] + lens[s];
+    assert_int_equal(ek_bert_forward_plan(&cfg, &b, 2), 0);
+    b.n_seq = 16;
+    for (int s = 0; s < 16; s++) st[s + 1] = st[s] + lens[s % 4];
+    assert_true(ek_bert_forward_plan(&cfg, &b, 2) > 0);
 }
 
 static void test_errors(void **state) {
@@ -408,6 +450,7 @@ int main(void) {
         cmocka_unit_test(test_matches_reference),
         cmocka_unit_test(test_batch_invariance_small),
         cmocka_unit_test(test_batch_invariance_minilm),
+        cmocka_unit_test(test_forward_plan),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_graph_walk),
     };

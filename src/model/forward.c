@@ -96,11 +96,43 @@ static int resolve_threads(int threads) {
     return threads > 0 ? threads : ek_compute_cores();
 }
 
+/* ---- sequence-parallel passes: the plan ------------------------------ */
+
+/* With several threads and enough sequences, each thread runs whole
+ * units -- consecutive sequences of about UNIT_ROWS rows -- through every
+ * layer on its own (nt = 1 inside; oneDNN runs serially inside an OpenMP
+ * region), taking the next unit when done.  Everything but attention is
+ * row-local and attention stays inside a sequence, so a unit needs nobody
+ * else's rows: no barrier between the ~20 steps of a layer (libgomp's
+ * barriers and the imbalance of splitting each small matmul in two were
+ * ~8% of an int8 pass), and a unit's activations stay with one core
+ * through all the layers.  Results are bitwise those of the layer-parallel
+ * pass: the matmuls give a row the same result whatever M and the thread
+ * count (oneDNN 2.6 runs a primitive serially inside a parallel region,
+ * with the blocking it chose at creation; tests/test_forward.c and
+ * tests/test_dtype.c compare the two passes bitwise). */
+#define UNIT_ROWS 256
+
+/* Units hold at most this many rows: UNIT_ROWS, or one longer sequence. */
+static int unit_cap(int longest) { return longest > UNIT_ROWS ? longest : UNIT_ROWS; }
+
+/* Bytes one thread's unit pass needs: its layout for cap rows, then the
+ * unit's rebased seq_start (at most cap + 1 entries: a unit also ends at
+ * cap sequences, so empty ones cannot overrun it). */
+static size_t unit_bytes(const ek_bert_config *cfg, int cap) {
+    layout l = make_layout(cfg, cap, 1);
+    return round_up(l.total * sizeof(float) + sizeof(int32_t) * ((size_t)cap + 1), 64);
+}
+
 size_t ek_bert_forward_scratch_size(const ek_bert_config *cfg, int total_tokens,
                                     int max_seq_len, int threads) {
-    (void)max_seq_len; /* attention scratch is sized by max_pos */
-    layout l = make_layout(cfg, total_tokens, resolve_threads(threads));
-    return l.total * sizeof(float);
+    int nt = resolve_threads(threads);
+    layout l = make_layout(cfg, total_tokens, nt);
+    size_t whole = l.total * sizeof(float);
+    if (nt <= 1) return whole;
+    int longest = max_seq_len < cfg->max_pos ? max_seq_len : cfg->max_pos;
+    size_t units = unit_bytes(cfg, unit_cap(longest)) * (size_t)nt;
+    return whole > units ? whole : units;
 }
 
 /* ---- stages ------------------------------------------------------------- */
@@ -608,6 +640,114 @@ static int cpu_end(ek_backend *bk, int rc, float *hidden_out, float *attn_first,
 static const ek_backend_ops cpu_ops = {cpu_begin, cpu_embed, cpu_chunk, cpu_linear,
                                        cpu_attention, cpu_layernorm, cpu_end};
 
+/* The unit starting at sequence s0: its sequences while that brings the
+ * rows nearer to target (at least one), within cap rows and cap sequences. */
+static int unit_end(const ek_fwd_batch *b, int s0, int target, int cap) {
+    int s = s0 + 1, rows = b->seq_start[s] - b->seq_start[s0];
+    for (; s < b->n_seq && s - s0 < cap; s++) {
+        int L = b->seq_start[s + 1] - b->seq_start[s];
+        if (rows + L > cap || 2 * rows + L > 2 * target) break;
+        rows += L;
+    }
+    return s;
+}
+
+/* A unit's cost in multiply-adds: the dense layers per row, and attention
+ * per pair of a sequence's rows (weighted by how much slower than the
+ * matmuls it runs per operation, ~4.5x measured in int8). */
+static double unit_cost(const ek_bert_config *cfg, const ek_fwd_batch *b, int s0, int s1) {
+    double H = cfg->hidden, I = cfg->intermediate, c = 0;
+    for (int s = s0; s < s1; s++) {
+        double L = b->seq_start[s + 1] - b->seq_start[s];
+        c += L * (4 * H * H + 2 * H * I) + L * L * 9 * H;
+    }
+    return c;
+}
+
+/* Whether units keep nt threads busy: the units, handed out in order to
+ * the first free thread (as the pass does), must finish within 1/0.9 of a
+ * perfect share.  Fewer or uneven units (one long sequence, a handful of
+ * short ones) run layer-parallel instead. */
+enum { MAX_UNIT_THREADS = 64 };
+static int units_pay(const ek_bert_config *cfg, const ek_fwd_batch *b, int nt, int target, int cap) {
+    if (nt <= 1 || nt > MAX_UNIT_THREADS || b->n_seq < nt) return 0;
+    double busy[MAX_UNIT_THREADS] = {0}, total = 0, end = 0;
+    int units = 0;
+    for (int s0 = 0; s0 < b->n_seq; units++) {
+        int s1 = unit_end(b, s0, target, cap), t = 0;
+        double c = unit_cost(cfg, b, s0, s1);
+        for (int k = 1; k < nt; k++)
+            if (busy[k] < busy[t]) t = k;
+        busy[t] += c, total += c;
+        if (busy[t] > end) end = busy[t];
+        s0 = s1;
+    }
+    return units >= nt && total >= 0.9 * end * nt;
+}
+
+static int longest_seq(const ek_fwd_batch *b) {
+    int longest = 0;
+    for (int s = 0; s < b->n_seq; s++)
+        if (b->seq_start[s + 1] - b->seq_start[s] > longest) longest = b->seq_start[s + 1] - b->seq_start[s];
+    return longest;
+}
+
+int ek_bert_forward_plan(const ek_bert_config *cfg, const ek_fwd_batch *b, int threads) {
+    int nt = resolve_threads(threads), cap = unit_cap(longest_seq(b)), R = b->seq_start[b->n_seq];
+    if (nt <= 1) return 0;
+    /* A multiple of nt units of equal rows, at most UNIT_ROWS each; more
+     * and smaller ones when that is what balances the threads (six
+     * sequences of 128 on two threads: three units of 256 would not). */
+    for (int k = nt * ((R + nt * UNIT_ROWS - 1) / (nt * UNIT_ROWS));; k += nt) {
+        int target = (R + k - 1) / k;
+        if (target < UNIT_ROWS / 8) return 0;
+        if (units_pay(cfg, b, nt, target, cap)) return target;
+    }
+}
+
+static int forward_units(const ek_bert_weights *w, ek_bert_runtime *rt, const ek_fwd_batch *b,
+                         float *hidden_out, float *attn_first, void *scratch, int nt, int target, int cap,
+                         ek_err *e) {
+    const int H = w->cfg.hidden;
+    const size_t per = unit_bytes(&w->cfg, cap);
+    const size_t lay_bytes = make_layout(&w->cfg, cap, 1).total * sizeof(float);
+    int next = 0, failed = 0;
+#pragma omp parallel num_threads(nt)
+    {
+        char *mine = (char *)scratch + per * (size_t)omp_get_thread_num();
+        int32_t *ss = (int32_t *)(mine + lay_bytes);
+        ek_err le = {0};
+        for (;;) {
+            int s0, s1;
+#pragma omp critical(ek_forward_units)
+            {
+                s0 = next;
+                s1 = s0 < b->n_seq && !failed ? unit_end(b, s0, target, cap) : s0;
+                next = s1;
+            }
+            if (s0 == s1) break;
+            int off = b->seq_start[s0];
+            for (int s = s0; s <= s1; s++) ss[s - s0] = b->seq_start[s] - off;
+            ek_fwd_batch ub = {b->ids + off, b->type_ids ? b->type_ids + off : NULL, ss, s1 - s0};
+            cpu_be be = {.base = {&cpu_ops, w}, .rt = rt, .scratch = (float *)mine, .nt = 1};
+            int rc = ss[s1 - s0] == 0 ? EK_OK
+                                      : ek_graph_run(&be.base, &ub, attn_first != NULL, hidden_out + (size_t)off * H,
+                                                     attn_first ? attn_first + off : NULL, &le);
+            if (rc) {
+#pragma omp critical(ek_forward_units)
+                {
+                    if (!failed) {
+                        failed = 1;
+                        if (e) *e = le;
+                    }
+                }
+                break;
+            }
+        }
+    }
+    return failed ? (e && e->status ? e->status : EK_ERR_INTERNAL) : EK_OK;
+}
+
 int ek_bert_forward(const ek_bert_weights *w, const ek_fwd_batch *batch,
                     float *hidden_out, float *attn_first, void *scratch,
                     int threads, ek_err *e) {
@@ -625,8 +765,13 @@ int ek_bert_forward(const ek_bert_weights *w, const ek_fwd_batch *batch,
         if (rc) return rc;
         rt = own;
     }
-    cpu_be be = {.base = {&cpu_ops, w}, .rt = rt, .scratch = scratch, .nt = nt};
-    rc = ek_graph_run(&be.base, batch, attn_first != NULL, hidden_out, attn_first, e);
+    int cap = unit_cap(longest_seq(batch)), target = ek_bert_forward_plan(&w->cfg, batch, nt);
+    if (target) {
+        rc = forward_units(w, rt, batch, hidden_out, attn_first, scratch, nt, target, cap, e);
+    } else {
+        cpu_be be = {.base = {&cpu_ops, w}, .rt = rt, .scratch = scratch, .nt = nt};
+        rc = ek_graph_run(&be.base, batch, attn_first != NULL, hidden_out, attn_first, e);
+    }
     ek_bert_runtime_free(own);
     return rc;
 }

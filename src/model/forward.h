@@ -21,7 +21,8 @@ typedef struct ek_fwd_batch {
 
 /* Bytes of scratch memory ek_bert_forward needs for this batch shape, in
  * the compute dtype cfg->compute_dtype (set with the weights' runtime at
- * load; bf16 / int8 need a little more than f32). */
+ * load; bf16 / int8 need a little more than f32).  max_seq_len must be at
+ * least the batch's longest sequence. */
 size_t ek_bert_forward_scratch_size(const ek_bert_config *cfg, int total_tokens,
                                     int max_seq_len, int threads);
 
@@ -34,6 +35,13 @@ size_t ek_bert_forward_scratch_size(const ek_bert_config *cfg, int total_tokens,
  * heads (the weights of EK_POOL_ATTENTION).  scratch: at least
  * ek_bert_forward_scratch_size bytes, 64-byte aligned.  Returns EK_OK or an
  * error (token id out of range, sequence longer than max_pos...). */
+/* How ek_bert_forward would run this batch with this many threads: 0
+ * layer by layer, every step split among the threads (one sequence, a few
+ * uneven ones, one thread); else the row target of its sequence-parallel
+ * units (each thread runs units of consecutive sequences through all the
+ * layers alone).  Both give the same bits; exposed for tests and tools. */
+int ek_bert_forward_plan(const ek_bert_config *cfg, const ek_fwd_batch *batch, int threads);
+
 int ek_bert_forward(const ek_bert_weights *w, const ek_fwd_batch *batch,
                     float *hidden_out, float *attn_first, void *scratch,
                     int threads, ek_err *e);

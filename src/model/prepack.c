@@ -186,6 +186,11 @@ static ek_rt_class *find_class(ek_bert_runtime *rt, int M, ek_err *e) {
     return c;
 }
 
+/* Slots (streams, memory objects, scratchpads) made before a free one of
+ * another row class is re-set up instead: at most 16 row classes per
+ * thread and a few threads. */
+#define SLOTS_BEFORE_REUSE 64
+
 /* Caller holds rt->mu. */
 static ek_rt_slot *new_slot(ek_bert_runtime *rt, ek_err *e) {
     if (rt->n_slots == rt->cap_slots) {
@@ -213,11 +218,14 @@ int ek_bert_runtime_acquire(ek_bert_runtime *rt, int M, ek_rt_slot **out, ek_err
     ek_rt_class *c = find_class(rt, M, e);
     ek_rt_slot *s = NULL;
     if (c) {
-        /* Prefer a free slot already set up for this class. */
+        /* Prefer a free slot already set up for this class; else a new
+         * slot while there are few, so that passes alternating between row
+         * classes (sequence-parallel units, model/forward.c) stop
+         * allocating once warm; past that, re-set a free slot up. */
         ek_rt_slot **pp = &rt->free_slots;
         while (*pp && (*pp)->cls != c) pp = &(*pp)->next;
-        if (!*pp) pp = &rt->free_slots;
-        if (*pp) {
+        if (*pp || (rt->free_slots && rt->n_slots >= SLOTS_BEFORE_REUSE)) {
+            if (!*pp) pp = &rt->free_slots;
             s = *pp;
             *pp = s->next;
         } else {
