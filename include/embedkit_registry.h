@@ -432,6 +432,14 @@ ek_status ek_registry_resolve_opts(ek_ctx *ctx, const char *home, const char *re
 ek_status ek_registry_load_model(ek_ctx *ctx, ek_registry *reg, const char *ref,
                                  const ek_load_options *opts, ek_model **out);
 
+/* ek_registry_load_model with signature verification at least as strict
+ * as verify (the registry's verify_on_load may make it stricter), checked
+ * once: the pipeline's LOAD / SWAP pass registry.verify_on_load of their
+ * configuration.  ek_registry_load_model is this with EK_SIG_OFF. */
+ek_status ek_registry_load_model_verified(ek_ctx *ctx, ek_registry *reg, const char *ref,
+                                          ek_sig_policy verify, const ek_load_options *opts,
+                                          ek_model **out);
+
 typedef enum ek_packed_cache_state {
     EK_PACKED_CACHE_OFF = 0,      /* no cache directory: packed in private memory */
     EK_PACKED_CACHE_HIT = 1,      /* a valid file was mapped: nothing was packed */

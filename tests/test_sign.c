@@ -712,6 +712,18 @@ static void test_pipeline_verify_on_load(void **state) {
     ek_engine *off = engine_with(v.ctx, v.home, "off");
     if (run_load(off, v.ctx, EK_CMD_LOAD_MODEL, "m", "tiny@2", msg, sizeof msg)) fail_msg("off: %s", msg);
     ek_engine_free(off);
+    /* The library call the engine uses: the caller's policy on top of the
+     * registry's own (off here). */
+    ek_model *lm = NULL;
+    if (ek_registry_load_model(v.ctx, v.reg, "tiny@2", NULL, &lm)) fail_msg("%s", ek_ctx_last_error(v.ctx));
+    ek_model_free(lm);
+    lm = NULL;
+    assert_int_equal(ek_registry_load_model_verified(v.ctx, v.reg, "tiny@2", EK_SIG_SIGNED, NULL, &lm), EK_ERR_FORMAT);
+    assert_null(lm);
+    assert_non_null(strstr(ek_ctx_last_error(v.ctx), "EK_VERIFY_BAD_SIGNATURE"));
+    if (ek_registry_load_model_verified(v.ctx, v.reg, "tiny@1", EK_SIG_REQUIRED, NULL, &lm))
+        fail_msg("%s", ek_ctx_last_error(v.ctx));
+    ek_model_free(lm);
 
     untamper(path, orig, len);
     if (run_load(en, v.ctx, EK_CMD_SWAP_MODEL, "m", "tiny@2", msg, sizeof msg)) fail_msg("swap: %s", msg);

@@ -274,15 +274,17 @@ static ek_status h_load(void *state, ek_cmd *cmd, ek_cmd_ctx *cx) {
     const char *home = a->home ? a->home : e->cfg.registry_home[0] ? e->cfg.registry_home : NULL;
     ek_sig_policy verify = EK_SIG_OFF;
     if (ek_sig_policy_parse(e->cfg.registry_verify_on_load, &verify)) verify = EK_SIG_OFF;
-    if ((st = ek_registry_resolve_opts(cx->ek, home, a->ref, verify, dir, sizeof dir)) != EK_OK)
+    /* Resolved without verification: the load below verifies the version
+     * it pins (once; the files are re-hashed for it). */
+    if ((st = ek_registry_resolve(cx->ek, home, a->ref, dir, sizeof dir)) != EK_OK)
         return ek_eng_lib_fail(cx, st);
     ek_load_options lo;
     ek_load_options_init(&lo);
     int dt = ek_compute_dtype_from_name(e->cfg.dtype);
     lo.dtype = dt < 0 ? EK_DTYPE_F32 : (ek_compute_dtype)dt;
     /* A registry version (HOME/models/<name>/<version>) loads as the pool
-     * loads it (ek_registry_load_model, pinned to the version just resolved
-     * and checked): through the registry's packed-weight cache HOME/packed
+     * loads it (ek_registry_load_model_verified, pinned to the version just
+     * resolved): through the registry's packed-weight cache HOME/packed
      * under the key its recorded file digests give, so every process and
      * pool serving that version shares one mapped copy (docs/REGISTRY.md,
      * "Memory").  A plain directory is packed privately, as before. */
@@ -297,12 +299,17 @@ static ek_status h_load(void *state, ek_cmd *cmd, ek_cmd_ctx *cx) {
         if (slash && !strchr(slash + 1, '/'))
             snprintf(pinned, sizeof pinned, "%.*s@%s", (int)(slash - nm), nm, slash + 1);
     }
+    /* A reference that named a registry version outside that layout
+     * (never expected) is verified by resolving it again. */
+    if (!pinned[0] && strcmp(dir, a->ref) &&
+        (st = ek_registry_resolve_opts(cx->ek, home, a->ref, verify, dir, sizeof dir)) != EK_OK)
+        return ek_eng_lib_fail(cx, st);
     model_ref *r = calloc(1, sizeof *r);
     if (!r) return ek_cmd_fail(cx, "handler", EK_ERR_NOMEM, "out of memory");
     if (pinned[0]) {
         ek_registry *reg = NULL;
         if ((st = ek_registry_open(cx->ek, reg_home, NULL, &reg)) == EK_OK)
-            st = ek_registry_load_model(cx->ek, reg, pinned, &lo, &r->m);
+            st = ek_registry_load_model_verified(cx->ek, reg, pinned, verify, &lo, &r->m);
         ek_registry_close(reg);
     } else {
         st = ek_model_load_opts(cx->ek, dir, &lo, &r->m);

@@ -63,8 +63,31 @@ int reg_model_load(ek_ctx *ctx, const char *home, const char *dir, const char *d
     return ek_model_load_opts(ctx, dir, &o, out);
 }
 
-ek_status ek_registry_load_model(ek_ctx *ctx, ek_registry *r, const char *ref, const ek_load_options *opts,
-                                 ek_model **out) {
+int reg_load_version(ek_ctx *ctx, ek_registry *r, pthread_mutex_t *lock, const ek_reg_version *v,
+                     ek_sig_policy at_least, const ek_load_options *opts, ek_model **out) {
+    ek_err *e = &ctx->err;
+    /* Verified when loaded (not on each use): the check re-hashes files. */
+    if (lock) pthread_mutex_lock(lock);
+    ek_sig_policy pol = EK_SIG_OFF;
+    int rc = reg_get_policy(r, &pol, e);
+    if (!rc && at_least > pol) pol = at_least;
+    if (!rc && pol != EK_SIG_OFF) {
+        ek_sig_report sr;
+        rc = reg_verify_signature(r, v, pol == EK_SIG_REQUIRED, &sr, e);
+    }
+    /* The weight files' digest keys the packed-weight cache (HOME/packed):
+     * versions with the same weights map one file. */
+    char digest[80] = "";
+    if (!rc) rc = reg_weights_digest(ctx, r, v->name, v->version, digest);
+    if (lock) pthread_mutex_unlock(lock);
+    char dir[4096];
+    if (!rc) rc = reg_path(dir, sizeof dir, e, "%s/models/%s/%lld", ek_registry_home(r), v->name, (long long)v->version);
+    if (!rc) rc = reg_model_load(ctx, ek_registry_home(r), dir, digest, opts, out);
+    return rc;
+}
+
+ek_status ek_registry_load_model_verified(ek_ctx *ctx, ek_registry *r, const char *ref, ek_sig_policy verify,
+                                          const ek_load_options *opts, ek_model **out) {
     if (!ctx || !r || !ref || !out) return EK_ERR_INVALID_ARG;
     *out = NULL;
     ek_err *e = &ctx->err;
@@ -75,16 +98,11 @@ ek_status ek_registry_load_model(ek_ctx *ctx, ek_registry *r, const char *ref, c
     if (!rc && strcmp(v.status, "READY"))
         rc = ek_err_set(e, EK_ERR_UNSUPPORTED, "%s@%lld is %s%s%s; it is not served", v.name, (long long)v.version,
                         v.status, *v.reason ? ": " : "", v.reason);
-    ek_sig_policy pol = EK_SIG_OFF;
-    if (!rc) rc = reg_get_policy(r, &pol, e);
-    if (!rc && pol != EK_SIG_OFF) {
-        ek_sig_report sr;
-        rc = reg_verify_signature(r, &v, pol == EK_SIG_REQUIRED, &sr, e);
-    }
-    char dir[4096], digest[80];
-    if (!rc)
-        rc = reg_path(dir, sizeof dir, e, "%s/models/%s/%lld", ek_registry_home(r), v.name, (long long)v.version);
-    if (!rc) rc = reg_weights_digest(ctx, r, v.name, v.version, digest);
-    if (!rc) rc = reg_model_load(ctx, ek_registry_home(r), dir, digest, opts, out);
+    if (!rc) rc = reg_load_version(ctx, r, NULL, &v, verify, opts, out);
     return (ek_status)rc;
+}
+
+ek_status ek_registry_load_model(ek_ctx *ctx, ek_registry *r, const char *ref, const ek_load_options *opts,
+                                 ek_model **out) {
+    return ek_registry_load_model_verified(ctx, r, ref, EK_SIG_OFF, opts, out);
 }

@@ -179,26 +179,8 @@ ek_status ek_pool_acquire(ek_ctx *ctx, ek_pool *p, const char *ref, ek_pool_hand
     pthread_mutex_unlock(&p->mu);
     free_dead(dead);
 
-    /* Verified when loaded (not on each hit): the check re-hashes files. */
-    pthread_mutex_lock(&p->reg_mu);
-    ek_sig_policy pol = EK_SIG_OFF;
-    rc = reg_get_policy(p->reg, &pol, e);
-    if (!rc && p->verify > pol) pol = p->verify;
-    if (!rc && pol != EK_SIG_OFF) {
-        ek_sig_report sr;
-        rc = reg_verify_signature(p->reg, &v, pol == EK_SIG_REQUIRED, &sr, e);
-    }
-    /* The weight files' digest keys the packed-weight cache (HOME/packed):
-     * versions with the same weights map one file. */
-    char digest[80] = "";
-    if (!rc) rc = reg_weights_digest(ctx, p->reg, v.name, v.version, digest);
-    pthread_mutex_unlock(&p->reg_mu);
-    char dir[4096];
-    if (!rc)
-        rc = reg_path(dir, sizeof dir, e, "%s/models/%s/%lld", ek_registry_home(p->reg), v.name,
-                      (long long)v.version);
     ek_model *m = NULL;
-    if (!rc) rc = reg_model_load(ctx, ek_registry_home(p->reg), dir, digest, NULL, &m);
+    rc = reg_load_version(ctx, p->reg, &p->reg_mu, &v, p->verify, NULL, &m);
 
     pthread_mutex_lock(&p->mu);
     if (rc) {

@@ -14,6 +14,7 @@
 #ifndef EK_REGISTRY_REG_H
 #define EK_REGISTRY_REG_H
 
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdint.h>
 #include <time.h>
@@ -70,6 +71,13 @@ int reg_weights_digest(ek_ctx *ctx, ek_registry *r, const char *name, int64_t ve
  * passed as the weights digest unless opts has one.  Errors land in ctx. */
 int reg_model_load(ek_ctx *ctx, const char *home, const char *dir, const char *digest,
                    const ek_load_options *opts, ek_model **out);
+/* What every load of a looked-up READY version does (ek_registry_load_model,
+ * ek_registry_load_model_verified, the pool): its signature checked once
+ * under the stricter of at_least and the registry's verify_on_load, the
+ * weight-file digest, then reg_model_load.  lock (may be NULL) is held
+ * around the part that uses r's connection, not around the load. */
+int reg_load_version(ek_ctx *ctx, ek_registry *r, pthread_mutex_t *lock, const ek_reg_version *v,
+                     ek_sig_policy at_least, const ek_load_options *opts, ek_model **out);
 
 /* ---- files (registry/fsutil.c) ---- */
 
