@@ -23,34 +23,35 @@ INLINE float round_ne(float v) {
 #define MADD(a, b, c) (fma ? __builtin_fmaf((a), (b), (c)) : (a) * (b) + (c))
 
 /* GELU(x) = x * Phi(x), Phi the standard normal CDF, as a piecewise
- * polynomial: 32 intervals of width 1/2 over [-8, 8] (x clamped there:
+ * polynomial: 16 intervals of width 1 over [-8, 8] (x clamped there:
  * Phi(-8) ~ 6e-16, 1 - Phi(8) ~ 6e-16), degree 5 in the interval's local
  * coordinate u in [-1/2, 1/2] (Chebyshev interpolation, coefficients
- * rounded to f32, made by tools/ref/make_gelu_coef.py; |error| < 6e-8 on
- * Phi, so < 5e-7 on GELU for |x| <= 8).
- * No division and no exp: the AVX-512 kernel reads a coefficient for 16
- * lanes with one two-table permute.  u is exact: 2x and its floor are
- * exact, and so is floor + 1/2.  Coefficients [degree][interval]. */
-static const float phi_coef[6][32] = {
-    {4.604364375e-15f, 2.086708763e-13f, 7.398564400e-12f, 2.053311132e-10f, 4.463467818e-09f, 7.606136876e-08f, 1.017160116e-06f, 1.068887377e-05f, 8.841829549e-05f, 5.770265125e-04f, 2.979762387e-03f, 1.222446468e-02f, 4.005914554e-02f, 1.056497768e-01f, 2.266273797e-01f, 4.012936950e-01f, 5.987063050e-01f, 7.733726501e-01f, 8.943502307e-01f, 9.599408507e-01f, 9.877755642e-01f, 9.970202446e-01f, 9.994229674e-01f, 9.999116063e-01f, 9.999893308e-01f, 9.999989867e-01f, 9.999999404e-01f, 1.000000000e+00f, 1.000000000e+00f, 1.000000000e+00f, 1.000000000e+00f, 1.000000000e+00f},
-    {1.809627955e-14f, 7.693989760e-13f, 2.547732164e-11f, 6.570404221e-10f, 1.319664999e-08f, 2.064269751e-07f, 2.514772177e-06f, 2.385938387e-05f, 1.762979518e-04f, 1.014524023e-03f, 4.546780605e-03f, 1.586982422e-02f, 4.313866049e-02f, 9.132454544e-02f, 1.505687237e-01f, 1.933340579e-01f, 1.933340579e-01f, 1.505687237e-01f, 9.132454544e-02f, 4.313866049e-02f, 1.586982422e-02f, 4.546780605e-03f, 1.014524023e-03f, 1.762979518e-04f, 2.385938387e-05f, 2.514772177e-06f, 2.064269751e-07f, 1.319665088e-08f, 6.570417543e-10f, 2.547901473e-11f, 7.724948610e-13f, 2.115691452e-14f},
-    {3.435321689e-14f, 1.373826617e-12f, 4.253537800e-11f, 1.019032525e-09f, 1.887641154e-08f, 2.700847404e-07f, 2.980740192e-06f, 2.532546569e-05f, 1.652064675e-04f, 8.241967298e-04f, 3.125980031e-03f, 8.927320130e-03f, 1.887387410e-02f, 2.853859961e-02f, 2.822997794e-02f, 1.208232995e-02f, -1.208232995e-02f, -2.822997794e-02f, -2.853859961e-02f, -1.887387410e-02f, -8.927320130e-03f, -3.125980031e-03f, -8.241967298e-04f, -1.652064675e-04f, -2.532546569e-05f, -2.980740192e-06f, -2.700847404e-07f, -1.887640977e-08f, -1.019028417e-09f, -4.252775909e-11f, -1.368386849e-12f, -3.079018635e-14f},
-    {4.417664083e-14f, 1.643384972e-12f, 4.711149179e-11f, 1.039120789e-09f, 1.759807766e-08f, 2.282173455e-07f, 2.258007498e-06f, 1.695780338e-05f, 9.594553558e-05f, 4.042284563e-04f, 1.243310049e-03f, 2.686370164e-03f, 3.707177006e-03f, 2.140196739e-03f, -2.744835103e-03f, -7.551855873e-03f, -7.551855873e-03f, -2.744835103e-03f, 2.140196739e-03f, 3.707177006e-03f, 2.686370164e-03f, 1.243310049e-03f, 4.042284563e-04f, 9.594553558e-05f, 1.695780338e-05f, 2.258007498e-06f, 2.282173170e-07f, 1.759807233e-08f, 1.039104025e-09f, 4.708506154e-11f, 1.598161273e-12f, 4.119163151e-15f},
-    {4.900119142e-14f, 1.654962192e-12f, 4.289528455e-11f, 8.508259097e-10f, 1.286685070e-08f, 1.476167029e-07f, 1.275831778e-06f, 8.221873941e-06f, 3.886779814e-05f, 1.309833169e-04f, 2.964055166e-04f, 3.777763632e-04f, 1.697393782e-05f, -8.512795903e-04f, -1.415945240e-03f, -7.282627630e-04f, 7.282627630e-04f, 1.415945240e-03f, 8.512795903e-04f, -1.697393782e-05f, -3.777763632e-04f, -2.964055166e-04f, -1.309833169e-04f, -3.886779814e-05f, -8.221873941e-06f, -1.275831778e-06f, -1.476166887e-07f, -1.286684892e-08f, -8.508336258e-10f, -4.292432035e-11f, -1.668495528e-12f, -4.991210082e-14f},
-    {3.426208631e-14f, 1.080385130e-12f, 2.595672635e-11f, 4.730663083e-10f, 6.501817307e-09f, 6.683586662e-08f, 5.076579441e-07f, 2.794712145e-06f, 1.077413890e-05f, 2.700676669e-05f, 3.455863043e-05f, -1.519807211e-05f, -1.341728203e-04f, -1.847257518e-04f, -3.601285016e-06f, 2.619821753e-04f, 2.619821753e-04f, -3.601285016e-06f, -1.847257518e-04f, -1.341728203e-04f, -1.519807211e-05f, 3.455863043e-05f, 2.700676669e-05f, 1.077413981e-05f, 2.794712373e-06f, 5.076581147e-07f, 6.683598031e-08f, 6.501853278e-09f, 4.731255943e-10f, 2.604731361e-11f, 1.225350008e-12f, 1.592365833e-13f},
+ * rounded to f32, made by tools/ref/make_gelu_coef.py; |error| < 1.5e-6 on
+ * Phi and on GELU -- far below the int8 quantization step of GELU's output,
+ * which this feeds).  No division and no exp: the AVX-512 kernel reads a
+ * coefficient for 16 lanes with one single-table permute (VPERMPS; 32
+ * intervals of 1/2 needed two-table permutes, each with a register copy,
+ * for an accuracy int8 cannot use).  u is exact: x's floor is, and so is
+ * floor + 1/2.  Coefficients [degree][interval]. */
+static const float phi_coef[6][16] = {
+    {3.625277636e-14f, 4.214213700e-11f, 1.927395843e-08f, 3.409088549e-06f, 2.327153488e-04f, 6.209409796e-03f, 6.680691242e-02f, 3.085389733e-01f, 6.914610267e-01f, 9.331930876e-01f, 9.937905669e-01f, 9.997673035e-01f, 9.999966025e-01f, 1.000000000e+00f, 1.000000000e+00f, 1.000000000e+00f},
+    {2.473371172e-13f, 2.684671929e-10f, 1.078707186e-07f, 1.598856761e-05f, 8.726920350e-04f, 1.752817631e-02f, 1.295178682e-01f, 3.520651758e-01f, 3.520651758e-01f, 1.295178682e-01f, 1.752817631e-02f, 8.726920350e-04f, 1.598856761e-05f, 1.078707186e-07f, 2.684676648e-10f, 2.489225189e-13f},
+    {6.031766341e-13f, 7.258805224e-10f, 2.757791719e-07f, 3.514299533e-05f, 1.520977821e-03f, 2.192874998e-02f, 9.715916216e-02f, 8.791267872e-02f, -8.791267872e-02f, -9.715916216e-02f, -2.192874998e-02f, -1.520977821e-03f, -3.514299533e-05f, -2.757791719e-07f, -7.258791901e-10f, -6.039613254e-13f},
+    {1.962550131e-12f, 1.727046395e-09f, 5.125975804e-07f, 5.093392974e-05f, 1.635603141e-03f, 1.534627099e-02f, 2.696354501e-02f, -4.399685189e-02f, -4.399685189e-02f, 2.696354501e-02f, 1.534627099e-02f, 1.635603141e-03f, 5.093392974e-05f, 5.125975804e-07f, 1.727038734e-09f, 1.939240435e-12f},
+    {7.167595510e-12f, 4.289195665e-09f, 8.846935771e-07f, 6.035714250e-05f, 1.243837760e-03f, 5.738813896e-03f, -6.299825385e-03f, -1.905465685e-02f, 1.905465685e-02f, 6.299825385e-03f, -5.738813896e-03f, -1.243837760e-03f, -6.035714250e-05f, -8.846936339e-07f, -4.289196998e-09f, -7.147470983e-12f},
+    {8.587795405e-12f, 4.534737474e-09f, 7.914001117e-07f, 4.252233339e-05f, 5.860050442e-04f, 5.698156892e-04f, -5.662275478e-03f, 4.463111982e-03f, 4.463111982e-03f, -5.662275478e-03f, 5.698156892e-04f, 5.860050442e-04f, 4.252233339e-05f, 7.914001685e-07f, 4.534780995e-09f, 8.671664949e-12f},
 };
 
 /* x clamped to [-8, 8] (NaN goes to -8; x itself then makes it NaN),
- * k = interval in [0, 31], u = 2 x - (floor(2 x) + 1/2). */
+ * k = interval in [0, 15], u = x - (floor(x) + 1/2). */
 INLINE float phi_pw(float x, int fma) {
     float xc = x > -8.0f ? x : -8.0f;
     xc = xc < 8.0f ? xc : 8.0f;
-    float t = 2.0f * xc;
-    int i = (int)t;                 /* truncation, then down to the floor */
-    i -= t < (float)i;
-    i = i < 15 ? i : 15;            /* x = 8: the last interval at u = 1/2 */
-    float u = t - ((float)i + 0.5f);
-    int k = i + 16;
+    int i = (int)xc;                /* truncation, then down to the floor */
+    i -= xc < (float)i;
+    i = i < 7 ? i : 7;              /* x = 8: the last interval at u = 1/2 */
+    float u = xc - ((float)i + 0.5f);
+    int k = i + 8;
     float p = phi_coef[5][k];
     p = MADD(p, u, phi_coef[4][k]);
     p = MADD(p, u, phi_coef[3][k]);
@@ -153,6 +154,23 @@ INSTANCE(avx2, __attribute__((target("avx2,fma"))), 1)
 
 TGT512 static inline __mmask16 tail16(int n) { return n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1u); }
 
+/* Full vectors load and store unmasked, only a row's tail masked: on Zen 4
+ * a masked store (and a masked narrowing store, VPMOVDB to memory) was the
+ * hottest instruction of the int8 epilogue even with every lane set.  Same
+ * values either way. */
+TGT512 static inline __m512 ld16(const float *p, int left) {
+    return left >= 16 ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps(tail16(left), p);
+}
+TGT512 static inline __m512i ld16i(const int32_t *p, int left) {
+    return left >= 16 ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi32(tail16(left), p);
+}
+TGT512 static inline void st16(float *p, __m512 v, int left) {
+    if (left >= 16)
+        _mm512_storeu_ps(p, v);
+    else
+        _mm512_mask_storeu_ps(p, tail16(left), v);
+}
+
 TGT512 static inline __m512 abs16(__m512 v) {
     return _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(v), _mm512_set1_epi32(0x7fffffff)));
 }
@@ -164,15 +182,18 @@ TGT512 static inline void quant_row16(const float *x, int n, float m, uint8_t *q
     const __m512 vinv = _mm512_set1_ps(inv);
     const __m512i off = _mm512_set1_epi32(128);
     for (int c = 0; c < n; c += 16) {
-        __mmask16 k = tail16(n - c);
-        __m512i v = _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + c), vinv)), off);
-        _mm_mask_storeu_epi8(q + c, k, _mm512_cvtepi32_epi8(v));
+        __m512i v = _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(ld16(x + c, n - c), vinv)), off);
+        __m128i b = _mm512_cvtepi32_epi8(v);
+        if (n - c >= 16)
+            _mm_storeu_si128((__m128i *)(q + c), b);
+        else
+            _mm_mask_storeu_epi8(q + c, tail16(n - c), b);
     }
 }
 
 TGT512 static float absmax16(const float *x, int n) {
     __m512 m = _mm512_setzero_ps();
-    for (int c = 0; c < n; c += 16) m = _mm512_max_ps(m, abs16(_mm512_maskz_loadu_ps(tail16(n - c), x + c)));
+    for (int c = 0; c < n; c += 16) m = _mm512_max_ps(m, abs16(ld16(x + c, n - c)));
     return _mm512_reduce_max_ps(m);
 }
 
@@ -187,30 +208,28 @@ TGT512 static void quant_u8_avx512(const float *x, int rows, int n, int ldx, uin
     }
 }
 
-/* x * Phi(x) for 16 lanes: phi_pw with the coefficient rows as two-table
- * permutes (index bit 4 picks the upper 16 intervals). */
+/* x * Phi(x) for 16 lanes: phi_pw with each coefficient row as a
+ * single-table permute. */
 TGT512 static inline __m512 gelu16(__m512 x, const __m512 *tab) {
     __m512 xc = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-8.0f)), _mm512_set1_ps(8.0f));
-    __m512 t = _mm512_mul_ps(xc, _mm512_set1_ps(2.0f));
-    __m512 fl = _mm512_min_ps(_mm512_roundscale_ps(t, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC),
-                              _mm512_set1_ps(15.0f));
-    __m512 u = _mm512_sub_ps(t, _mm512_add_ps(fl, _mm512_set1_ps(0.5f)));
-    __m512i k = _mm512_add_epi32(_mm512_cvttps_epi32(fl), _mm512_set1_epi32(16));
-    __m512 p = _mm512_permutex2var_ps(tab[10], k, tab[11]);
-    p = _mm512_fmadd_ps(p, u, _mm512_permutex2var_ps(tab[8], k, tab[9]));
-    p = _mm512_fmadd_ps(p, u, _mm512_permutex2var_ps(tab[6], k, tab[7]));
-    p = _mm512_fmadd_ps(p, u, _mm512_permutex2var_ps(tab[4], k, tab[5]));
-    p = _mm512_fmadd_ps(p, u, _mm512_permutex2var_ps(tab[2], k, tab[3]));
-    p = _mm512_fmadd_ps(p, u, _mm512_permutex2var_ps(tab[0], k, tab[1]));
+    __m512 fl = _mm512_min_ps(_mm512_roundscale_ps(xc, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC),
+                              _mm512_set1_ps(7.0f));
+    __m512 u = _mm512_sub_ps(xc, _mm512_add_ps(fl, _mm512_set1_ps(0.5f)));
+    __m512i k = _mm512_add_epi32(_mm512_cvttps_epi32(fl), _mm512_set1_epi32(8));
+    __m512 p = _mm512_permutexvar_ps(k, tab[5]);
+    p = _mm512_fmadd_ps(p, u, _mm512_permutexvar_ps(k, tab[4]));
+    p = _mm512_fmadd_ps(p, u, _mm512_permutexvar_ps(k, tab[3]));
+    p = _mm512_fmadd_ps(p, u, _mm512_permutexvar_ps(k, tab[2]));
+    p = _mm512_fmadd_ps(p, u, _mm512_permutexvar_ps(k, tab[1]));
+    p = _mm512_fmadd_ps(p, u, _mm512_permutexvar_ps(k, tab[0]));
     return _mm512_mul_ps(x, p);
 }
 
 /* v = (acc - 128 colsum) * (rs * wscale) + bias for 16 columns from n. */
-TGT512 static inline __m512 dequant16(const ek_epi_args *a, const int32_t *acc, __m512 vrs, int n, __mmask16 k) {
-    __m512i s = _mm512_sub_epi32(_mm512_maskz_loadu_epi32(k, acc + n),
-                                 _mm512_slli_epi32(_mm512_maskz_loadu_epi32(k, a->colsum + n), 7));
-    __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(vrs, _mm512_maskz_loadu_ps(k, a->wscale + n)));
-    return _mm512_add_ps(v, a->bias ? _mm512_maskz_loadu_ps(k, a->bias + n) : _mm512_setzero_ps());
+TGT512 static inline __m512 dequant16(const ek_epi_args *a, const int32_t *acc, __m512 vrs, int n, int left) {
+    __m512i s = _mm512_sub_epi32(ld16i(acc + n, left), _mm512_slli_epi32(ld16i(a->colsum + n, left), 7));
+    __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(vrs, ld16(a->wscale + n, left)));
+    return _mm512_add_ps(v, a->bias ? ld16(a->bias + n, left) : _mm512_setzero_ps());
 }
 
 /* STORE_BF16 (reached only where the CPU has AVX512_BF16): each 16
@@ -223,9 +242,11 @@ store_bf16_avx512(const ek_epi_args *a, int r0, int rows) {
         const __m512 vrs = _mm512_set1_ps(a->rs[r]);
         uint16_t *o = (uint16_t *)a->out + (size_t)r * 2 * N;
         for (int n = 0; n < N; n += 16) {
-            __mmask16 k = tail16(N - n);
-            __m256i h = (__m256i)_mm512_cvtneps_pbh(dequant16(a, acc, vrs, n, k));
-            _mm256_mask_storeu_epi16(o + n, k, h);
+            __m256i h = (__m256i)_mm512_cvtneps_pbh(dequant16(a, acc, vrs, n, N - n));
+            if (N - n >= 16)
+                _mm256_storeu_si256((__m256i *)(o + n), h);
+            else
+                _mm256_mask_storeu_epi16(o + n, tail16(N - n), h);
         }
     }
 }
@@ -236,12 +257,9 @@ TGT512 static void epilogue_avx512(const ek_epi_args *a, int r0, int rows, int m
         store_bf16_avx512(a, r0, rows);
         return;
     }
-    __m512 tab[12];
+    __m512 tab[6];
     if (mode == EK_EPI_GELU_QUANT)
-        for (int d = 0; d < 6; d++) {
-            tab[2 * d] = _mm512_loadu_ps(phi_coef[d]);
-            tab[2 * d + 1] = _mm512_loadu_ps(phi_coef[d] + 16);
-        }
+        for (int d = 0; d < 6; d++) tab[d] = _mm512_loadu_ps(phi_coef[d]);
     for (int r = r0; r < r0 + rows; r++) {
         const int32_t *acc = a->acc + (size_t)r * N;
         const __m512 vrs = _mm512_set1_ps(a->rs[r]);
@@ -250,19 +268,17 @@ TGT512 static void epilogue_avx512(const ek_epi_args *a, int r0, int rows, int m
             float *o = a->tmp;
             __m512 m = _mm512_setzero_ps();
             for (int n = 0; n < N; n += 16) {
-                __mmask16 k = tail16(N - n);
-                __m512 g = gelu16(dequant16(a, acc, vrs, n, k), tab);
-                _mm512_mask_storeu_ps(o + n, k, g);
-                m = _mm512_mask_max_ps(m, k, m, abs16(g));
+                __m512 g = gelu16(dequant16(a, acc, vrs, n, N - n), tab);
+                st16(o + n, g, N - n);
+                m = _mm512_mask_max_ps(m, tail16(N - n), m, abs16(g));
             }
             quant_row16(o, N, _mm512_reduce_max_ps(m), a->q + (size_t)r * N, a->rs_out + r);
         } else {
             float *o = a->out + (size_t)r * N;
             for (int n = 0; n < N; n += 16) {
-                __mmask16 k = tail16(N - n);
-                __m512 v = dequant16(a, acc, vrs, n, k);
-                if (mode == EK_EPI_ADD) v = _mm512_add_ps(_mm512_maskz_loadu_ps(k, o + n), v);
-                _mm512_mask_storeu_ps(o + n, k, v);
+                __m512 v = dequant16(a, acc, vrs, n, N - n);
+                if (mode == EK_EPI_ADD) v = _mm512_add_ps(ld16(o + n, N - n), v);
+                st16(o + n, v, N - n);
             }
         }
     }
