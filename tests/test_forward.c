@@ -302,6 +302,8 @@ static void test_forward_plan(void **state) {
         {32, 128, 1, 0},   /* one thread */
         {2, 200, 2, 200},  /* one sequence per unit */
         {64, 8, 2, 256},   /* 512 rows: 2 units of 32 sequences */
+        {4, 0, 2, 0},      /* no rows */
+        {0, 16, 2, 0},     /* no sequences */
     };
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         b.n_seq = cases[k].n;

@@ -693,8 +693,8 @@ static int longest_seq(const ek_fwd_batch *b) {
 }
 
 int ek_bert_forward_plan(const ek_bert_config *cfg, const ek_fwd_batch *b, int threads) {
-    int nt = resolve_threads(threads), cap = unit_cap(longest_seq(b)), R = b->seq_start[b->n_seq];
-    if (nt <= 1) return 0;
+    int nt = resolve_threads(threads), cap = unit_cap(longest_seq(b)), R = b->n_seq > 0 ? b->seq_start[b->n_seq] : 0;
+    if (nt <= 1 || R <= 0) return 0;
     /* A multiple of nt units of equal rows, at most UNIT_ROWS each; more
      * and smaller ones when that is what balances the threads (six
      * sequences of 128 on two threads: three units of 256 would not). */
