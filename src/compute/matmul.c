@@ -10,7 +10,7 @@
 #include <string.h>
 #include <time.h>
 
-int ek_mm_row_class(int M) { return M <= 16 ? 16 : (M + 15) / 16 * 16; }
+int ek_mm_row_class(int M) { return M <= 16 ? 16 : (M + 7) / 8 * 8; }
 
 size_t ek_mm_type_size(ek_mm_type t) {
     switch (t) {

@@ -11,9 +11,9 @@
  * N, K and the type only (checked at pack time for several row counts;
  * tests/test_dtype.c checks whole embeddings bitwise across batchings).
  * Callers therefore run large M in fixed-size row chunks and pad the last
- * chunk to a multiple of 16 (ek_mm_row_class) instead of making a primitive
- * for every M: a handful of primitives per layer shape, and the padding rows
- * do not change the real rows' results. */
+ * chunk to a multiple of 8 (ek_mm_row_class) instead of making a primitive
+ * for every M: a bounded set of primitives per layer shape, and the padding
+ * rows do not change the real rows' results. */
 #ifndef EK_COMPUTE_MATMUL_H
 #define EK_COMPUTE_MATMUL_H
 
@@ -40,8 +40,11 @@ typedef enum ek_mm_type {
  * the caller subtracts 128 * colsum[n] in its epilogue.  Integer sums are
  * exact, so int8 rows are batch-invariant whatever the kernel. */
 
-/* The row count a primitive is made for: M rounded up to a multiple of 16
- * (the brgemm row block). */
+/* The row count a primitive is made for: 16 up to 16 rows, else M rounded
+ * up to a multiple of 8.  Multiples of 8 rather than of the brgemm row block
+ * (16): units of whole sequences (model/forward.c) have any row count, and
+ * padding to 16 cost ~3% of a mixed-length batch's rows; oneDNN's M-tail
+ * kernels keep each row's summation order (tests/test_dtype.c, bitwise). */
 int ek_mm_row_class(int M);
 
 /* One linear layer y = x W^T + b, W [N][K] f32 row-major (torch layout),

@@ -417,8 +417,8 @@ static int cpu_begin(ek_backend *bk, const ek_fwd_batch *b, int want_probs, ek_e
     p->lay = make_layout(&c2, p->R, p->nt);
     p->Mp = (int)p->lay.Mp;
     p->H = cfg->hidden;
-    /* Mp and FFN_CHUNK are multiples of 16, so the tail chunk (Mp %
-     * FFN_CHUNK rows) is a row class of its own: at most 16 classes. */
+    /* Mp and FFN_CHUNK are multiples of 8, so the tail chunk (Mp %
+     * FFN_CHUNK rows) is a row class of its own: at most 31 classes. */
     int C = p->Mp < FFN_CHUNK ? p->Mp : FFN_CHUNK, tail = p->Mp % C;
     p->chunk = p->tail = NULL;
     int rc = ek_bert_runtime_acquire(p->rt, C, &p->chunk, e);

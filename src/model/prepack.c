@@ -187,7 +187,7 @@ static ek_rt_class *find_class(ek_bert_runtime *rt, int M, ek_err *e) {
 }
 
 /* Slots (streams, memory objects, scratchpads) made before a free one of
- * another row class is re-set up instead: at most 16 row classes per
+ * another row class is re-set up instead: at most 31 row classes per
  * thread and a few threads. */
 #define SLOTS_BEFORE_REUSE 64
 

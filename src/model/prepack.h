@@ -1,7 +1,7 @@
 /* model/prepack.h — the compute side of a loaded BERT: its dense weights
  * packed once for the chosen compute dtype, and the oneDNN primitives made
  * for them, cached per row class (the forward pass runs row chunks of 256
- * rows and one tail of a multiple of 16 rows, so there are at most 16).
+ * rows and one tail of a multiple of 8 rows, so there are at most 31).
  *
  * Ownership and threads: a runtime belongs to one model (ek_bert_weights.rt)
  * and is shared by every thread that embeds with that model.  The packed
