@@ -43,6 +43,11 @@ int reg_embed_canaries(const char *dir, float **vecs, int *n, int *dim, double *
     ek_model *m = NULL;
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
+    /* Not through the packed-weight cache (HOME/packed) on purpose: its
+     * key for a registry version is the digests recorded at install, so a
+     * damaged model.safetensors would still map the good packed copy of
+     * its dense layers and the canaries would not see the damage.  They
+     * must run on the files. */
     int rc = ek_model_load(ctx, dir, &m);
     *load_ms = reg_ms_since(&t0);
     float *out = NULL;
