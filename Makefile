@@ -8,6 +8,8 @@
 #   make test       deps + build, then the test suite (CTest + cmocka)
 #   make test-asan  the same suite under AddressSanitizer + UBSan (build-asan/)
 #   make test-clang build with clang -Werror (warnings check) and run the suite
+#   make check-aarch64  compile every source for aarch64 (cross gcc + clang,
+#                   -Werror; compile only, skipped without the cross compiler)
 #   make perf-check   instruction counts + allocations of the hot paths under
 #                     callgrind against bench/baselines (fails above +5%)
 #   make perf-baseline  record those baselines (a deliberate, reviewed change)
@@ -18,10 +20,10 @@ DEBIAN_PACKAGES = build-essential cmake pkg-config libdnnl-dev libutf8proc-dev \
                   libcjson-dev libcmocka-dev libsqlite3-dev libsodium-dev libyaml-dev \
                   libcurl4-openssl-dev libmicrohttpd-dev minisign prometheus clang \
                   ocl-icd-opencl-dev opencl-headers pocl-opencl-icd libclblast-dev valgrind \
-                  gnuplot-nox jq
+                  gnuplot-nox jq gcc-aarch64-linux-gnu
 DEFAULT_MODEL = $(BUILD)/models/default
 
-.PHONY: all deps build models run test test-asan test-clang clean perf-check perf-baseline
+.PHONY: all deps build models run test test-asan test-clang check-aarch64 clean perf-check perf-baseline
 
 all: build
 
@@ -59,6 +61,9 @@ test-clang: deps
 	CC=clang cmake -S . -B build-clang -DCMAKE_BUILD_TYPE=Release
 	cmake --build build-clang -j $(JOBS)
 	cd build-clang && ctest --output-on-failure -j $(JOBS)
+
+check-aarch64: build
+	@sh tools/check_aarch64.sh $(BUILD)
 
 # Performance regression check (bench/perfcheck.py; skips with a message when
 # valgrind is missing or the toolchain differs from the baseline's).

@@ -4,6 +4,9 @@
  * ek_isa_cpu_level() said the CPU has these instructions. */
 #include "search/kernels.h"
 
+/* x86-64 only: elsewhere (aarch64) the scalar kernels are the only level. */
+#if defined(__x86_64__)
+
 #include <immintrin.h>
 #include <string.h>
 
@@ -253,3 +256,5 @@ const ek_kern ek_kern_avx2 = {
     "avx2", EK_ISA_AVX2, dot_f32, dot_f16, dot_bf16, l2_f32, f16_to_f32,
     bf16_to_f32, dot_i8_blk, hamming_blk, i32_to_key, first_above, stream_read,
 };
+
+#endif /* __x86_64__ */

@@ -4,6 +4,9 @@
  * 64 int8 products per instruction and VPOPCNTQ counts eight 64-bit words. */
 #include "search/kernels.h"
 
+/* x86-64 only: elsewhere (aarch64) the scalar kernels are the only level. */
+#if defined(__x86_64__)
+
 #include <immintrin.h>
 #include <string.h>
 
@@ -248,3 +251,5 @@ const ek_kern ek_kern_avx512 = {
     "avx512", EK_ISA_AVX512, dot_f32, dot_f16, dot_bf16, l2_f32, f16_to_f32,
     bf16_to_f32, dot_i8_blk, hamming_blk, i32_to_key, first_above, stream_read,
 };
+
+#endif /* __x86_64__ */

@@ -4,7 +4,9 @@
  * functions in this file. */
 #include "search/kernels.h"
 
+#if defined(__x86_64__)
 #include <cpuid.h>
+#endif
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -179,6 +181,9 @@ const ek_kern ek_kern_scalar = {
 /* ---- level choice ------------------------------------------------------- */
 
 int ek_isa_cpu_level(void) {
+#if !defined(__x86_64__)
+    return EK_ISA_SCALAR; /* the SIMD kernels are x86-64 only */
+#else
     __builtin_cpu_init();
     unsigned a, b, c, d;
     /* F16C (CPUID.1:ECX bit 29) is not a __builtin_cpu_supports name in every
@@ -191,6 +196,7 @@ int ek_isa_cpu_level(void) {
         __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vpopcntdq"))
         return EK_ISA_AVX512;
     return EK_ISA_AVX2;
+#endif
 }
 
 int ek_isa_choose(void) {
@@ -207,8 +213,10 @@ int ek_isa_choose(void) {
 
 const ek_kern *ek_kern_for_level(int level) {
     switch (level) {
+#if defined(__x86_64__)
     case EK_ISA_AVX512: return &ek_kern_avx512;
     case EK_ISA_AVX2: return &ek_kern_avx2;
+#endif
     default: return &ek_kern_scalar;
     }
 }
