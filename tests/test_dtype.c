@@ -295,13 +295,44 @@ static void test_isa_cap(void **state) {
     free(out);
 }
 
+/* Off x86-64 (aarch64: tools/test_aarch64.sh) bf16 and int8 have no
+ * kernels: loading them is refused with a message naming what they need.
+ * f32 batch invariance there is checked by test_forward, to a tolerance. */
+static void test_lowp_refused(void **state) {
+    (void)state;
+    ek_ctx *ctx;
+    assert_int_equal(ek_ctx_new(&ctx), EK_OK);
+    static const ek_compute_dtype dts[] = {EK_DTYPE_BF16, EK_DTYPE_INT8};
+    for (int k = 0; k < 2; k++) {
+        ek_load_options lo;
+        ek_load_options_init(&lo);
+        lo.dtype = dts[k];
+        ek_model *m = NULL;
+        assert_int_equal(ek_model_load_opts(ctx, ts_path(ts_models_dir(), "tiny-mean"), &lo, &m),
+                         EK_ERR_UNSUPPORTED);
+        assert_null(m);
+        assert_non_null(strstr(ek_ctx_last_error(ctx), "AVX-512"));
+        printf("%s\n", ek_ctx_last_error(ctx));
+    }
+    ek_ctx_free(ctx);
+}
+
 int main(void) {
+#if defined(__x86_64__)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_accuracy_minilm),
         cmocka_unit_test(test_accuracy_tiny),
         cmocka_unit_test(test_invariance),
         cmocka_unit_test(test_concurrent),
-        cmocka_unit_test(test_isa_cap),
+        cmocka_unit_test(test_isa_cap), /* the refusal, below AVX-512 BF16 */
     };
+    (void)test_lowp_refused;
+#else
+    (void)test_accuracy_minilm, (void)test_accuracy_tiny, (void)test_invariance, (void)test_concurrent,
+        (void)test_isa_cap;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_lowp_refused),
+    };
+#endif
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

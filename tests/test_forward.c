@@ -269,7 +269,16 @@ static void check_invariance(int H, int layers, int heads, int I, int max_pos) {
     }
     print_message("batch invariance H=%d: %d tokens, max |diff| %.3g, bitwise %s\n", H,
                   b.total, worst, bitwise ? "yes" : "no");
-    assert_true(worst <= 1e-6);
+#if defined(__x86_64__)
+    /* oneDNN's x86 brgemm kernels give a row the same bits whatever M
+     * (compute/matmul.h), so every pass and batching agrees exactly. */
+    assert_true(bitwise);
+#else
+    /* Elsewhere (oneDNN 2.6 on aarch64, run under qemu by
+     * tools/test_aarch64.sh) the matmul's summation order changes with M:
+     * 3e-6 at MiniLM widths.  Close, not bitwise. */
+    assert_true(worst <= 1e-5);
+#endif
     batch_free(&b);
     free(all), free(all_a), free(one), free(one_a), free(m.mem);
 }

@@ -72,6 +72,15 @@ int ek_cpu_cap_dnnl(ek_isa isa) {
 }
 
 const char *ek_cpu_dnnl_isa(void) {
+#if !defined(__x86_64__)
+    /* oneDNN's ISA values are x86 names; elsewhere they mean other things
+     * (an aarch64 build reported "avx512_mic_4ops"). */
+#if defined(__aarch64__)
+    return "aarch64";
+#else
+    return "native";
+#endif
+#endif
     switch (dnnl_get_effective_cpu_isa()) {
     case dnnl_cpu_isa_sse41: return "sse41";
     case dnnl_cpu_isa_avx: return "avx";
