@@ -8,8 +8,9 @@
 #   make test       deps + build, then the test suite (CTest + cmocka)
 #   make test-asan  the same suite under AddressSanitizer + UBSan (build-asan/)
 #   make test-clang build with clang -Werror (warnings check) and run the suite
-#   make check-aarch64  compile every source for aarch64 (cross gcc + clang,
-#                   -Werror; compile only, skipped without the cross compiler)
+#   make check-aarch64  build everything for aarch64 with cross gcc and clang
+#                   (-Werror, linked against Debian's arm64 libraries in a
+#                   sysroot; tools/test_aarch64.sh --build-only)
 #   make perf-check   instruction counts + allocations of the hot paths under
 #                     callgrind against bench/baselines (fails above +5%)
 #   make perf-baseline  record those baselines (a deliberate, reviewed change)
@@ -20,7 +21,7 @@ DEBIAN_PACKAGES = build-essential cmake pkg-config libdnnl-dev libutf8proc-dev \
                   libcjson-dev libcmocka-dev libsqlite3-dev libsodium-dev libyaml-dev \
                   libcurl4-openssl-dev libmicrohttpd-dev minisign prometheus clang \
                   ocl-icd-opencl-dev opencl-headers pocl-opencl-icd libclblast-dev valgrind \
-                  gnuplot-nox jq gcc-aarch64-linux-gnu
+                  gnuplot-nox jq gcc-aarch64-linux-gnu mmdebstrap
 DEFAULT_MODEL = $(BUILD)/models/default
 
 .PHONY: all deps build models run test test-asan test-clang check-aarch64 clean perf-check perf-baseline
@@ -62,8 +63,8 @@ test-clang: deps
 	cmake --build build-clang -j $(JOBS)
 	cd build-clang && ctest --output-on-failure -j $(JOBS)
 
-check-aarch64: build
-	@sh tools/check_aarch64.sh $(BUILD)
+check-aarch64: deps
+	@sh tools/test_aarch64.sh --build-only
 
 # Performance regression check (bench/perfcheck.py; skips with a message when
 # valgrind is missing or the toolchain differs from the baseline's).
@@ -78,4 +79,4 @@ perf-baseline: build
 	$(PERFCHECK) --update
 
 clean:
-	rm -rf $(BUILD) build-asan build-clang
+	rm -rf $(BUILD) build-asan build-clang build-a64 build-a64-clang
