@@ -68,13 +68,7 @@ int reg_load_version(ek_ctx *ctx, ek_registry *r, pthread_mutex_t *lock, const e
     ek_err *e = &ctx->err;
     /* Verified when loaded (not on each use): the check re-hashes files. */
     if (lock) pthread_mutex_lock(lock);
-    ek_sig_policy pol = EK_SIG_OFF;
-    int rc = reg_get_policy(r, &pol, e);
-    if (!rc && at_least > pol) pol = at_least;
-    if (!rc && pol != EK_SIG_OFF) {
-        ek_sig_report sr;
-        rc = reg_verify_signature(r, v, pol == EK_SIG_REQUIRED, &sr, e);
-    }
+    int rc = reg_verify_for_load(r, v, at_least, e);
     /* The weight files' digest keys the packed-weight cache (HOME/packed):
      * versions with the same weights map one file. */
     char digest[80] = "";
@@ -95,9 +89,7 @@ ek_status ek_registry_load_model_verified(ek_ctx *ctx, ek_registry *r, const cha
     if (reg_is_path_ref(ref)) return (ek_status)reg_model_load(ctx, ek_registry_home(r), ref, NULL, opts, out);
     ek_reg_version v;
     int rc = (int)ek_registry_lookup(ctx, r, ref, &v);
-    if (!rc && strcmp(v.status, "READY"))
-        rc = ek_err_set(e, EK_ERR_UNSUPPORTED, "%s@%lld is %s%s%s; it is not served", v.name, (long long)v.version,
-                        v.status, *v.reason ? ": " : "", v.reason);
+    if (!rc) rc = reg_require_ready(&v, e);
     if (!rc) rc = reg_load_version(ctx, r, NULL, &v, verify, opts, out);
     return (ek_status)rc;
 }

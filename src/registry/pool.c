@@ -126,10 +126,7 @@ ek_status ek_pool_acquire(ek_ctx *ctx, ek_pool *p, const char *ref, ek_pool_hand
     pthread_mutex_lock(&p->reg_mu);
     int rc = (int)ek_registry_lookup(ctx, p->reg, ref, &v);
     pthread_mutex_unlock(&p->reg_mu);
-    if (rc) return (ek_status)rc;
-    if (strcmp(v.status, "READY"))
-        return ek_err_set(e, EK_ERR_UNSUPPORTED, "%s@%lld is %s%s%s; it is not served", v.name,
-                          (long long)v.version, v.status, *v.reason ? ": " : "", v.reason);
+    if (rc || (rc = reg_require_ready(&v, e))) return (ek_status)rc;
     struct ek_pool_handle *dead = NULL, *h;
     int waited = 0;
     pthread_mutex_lock(&p->mu);

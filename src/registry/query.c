@@ -542,6 +542,12 @@ int reg_is_path_ref(const char *ref) {
     return strchr(ref, '/') || ref[0] == '.' || ek_dir_exists(ref);
 }
 
+int reg_require_ready(const ek_reg_version *v, ek_err *e) {
+    if (!strcmp(v->status, "READY")) return EK_OK;
+    return ek_err_set(e, EK_ERR_UNSUPPORTED, "%s@%lld is %s%s%s; it is not served", v->name, (long long)v->version,
+                      v->status, *v->reason ? ": " : "", v->reason);
+}
+
 ek_status ek_registry_resolve(ek_ctx *ctx, const char *home, const char *ref, char *path, size_t cap) {
     return ek_registry_resolve_opts(ctx, home, ref, EK_SIG_OFF, path, cap);
 }
@@ -569,16 +575,8 @@ ek_status ek_registry_resolve_opts(ek_ctx *ctx, const char *home, const char *re
     if ((rc = ek_registry_open(ctx, home, NULL, &r))) return (ek_status)rc;
     ek_reg_version v;
     rc = lookup(r, ref, &v, e);
-    if (!rc && strcmp(v.status, "READY"))
-        rc = ek_err_set(e, EK_ERR_UNSUPPORTED, "%s@%lld is %s%s%s; it is not served", v.name,
-                        (long long)v.version, v.status, *v.reason ? ": " : "", v.reason);
-    ek_sig_policy pol = EK_SIG_OFF;
-    if (!rc) rc = reg_get_policy(r, &pol, e);
-    if (!rc && verify > pol) pol = verify;
-    if (!rc && pol != EK_SIG_OFF) {
-        ek_sig_report sr;
-        rc = reg_verify_signature(r, &v, pol == EK_SIG_REQUIRED, &sr, e);
-    }
+    if (!rc) rc = reg_require_ready(&v, e);
+    if (!rc) rc = reg_verify_for_load(r, &v, verify, e);
     if (!rc) rc = reg_path(path, cap, e, "%s/models/%s/%lld", home, v.name, (long long)v.version);
     ek_registry_close(r);
     return (ek_status)rc;

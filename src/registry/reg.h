@@ -58,6 +58,9 @@ int reg_name_check(const char *what, const char *name, ek_err *e);
 int reg_parse_ref(const char *ref, char *name, char *alias, int64_t *version, ek_err *e);
 /* 1 when ref names a directory rather than a registry model (registry/query.c). */
 int reg_is_path_ref(const char *ref);
+/* EK_OK when v is READY; else EK_ERR_UNSUPPORTED naming its status and
+ * reason: only READY versions are served (registry/query.c). */
+int reg_require_ready(const ek_reg_version *v, ek_err *e);
 
 /* ---- loading models (registry/load.c) ---- */
 
@@ -129,6 +132,9 @@ int reg_import(struct ek_registry *r, const char *dir, const char *name, const e
 
 /* The verify_on_load setting (EK_SIG_OFF when unset). */
 int reg_get_policy(struct ek_registry *r, ek_sig_policy *p, ek_err *e);
+/* What serving v needs of its signature: checked under the stricter of
+ * at_least and verify_on_load (nothing to do when both are off). */
+int reg_verify_for_load(struct ek_registry *r, const ek_reg_version *v, ek_sig_policy at_least, ek_err *e);
 /* ek_registry_verify_signature on a looked-up version; o must not be NULL. */
 int reg_verify_signature(struct ek_registry *r, const ek_reg_version *v, int require_signed, ek_sig_report *o,
                          ek_err *e);

@@ -62,6 +62,15 @@ int reg_get_policy(struct ek_registry *r, ek_sig_policy *p, ek_err *e) {
     return EK_OK;
 }
 
+int reg_verify_for_load(struct ek_registry *r, const ek_reg_version *v, ek_sig_policy at_least, ek_err *e) {
+    ek_sig_policy pol = EK_SIG_OFF;
+    int rc = reg_get_policy(r, &pol, e);
+    if (!rc && at_least > pol) pol = at_least;
+    if (rc || pol == EK_SIG_OFF) return rc;
+    ek_sig_report sr;
+    return reg_verify_signature(r, v, pol == EK_SIG_REQUIRED, &sr, e);
+}
+
 ek_status ek_registry_get_verify_on_load(ek_ctx *ctx, ek_registry *r, ek_sig_policy *out) {
     if (!ctx || !r || !out) return EK_ERR_INVALID_ARG;
     ek_err_clear(&ctx->err);
